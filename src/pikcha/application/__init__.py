@@ -1,0 +1,1 @@
+"""Use cases over the ports: generate, load, publish, project, features, quality."""

@@ -1,0 +1,155 @@
+"""Load the shop's source files into the CRM.
+
+The source layout is ``DIR/<entity>s/*.json`` (one record per file) or
+``*.jsonl`` (one record per line), as the generator and the shop's own export
+write it. A file or line that cannot be read or does not have the record's
+shape is reported with its reason; everything else is loaded. The same id met
+again within one load is a re-sent record: the CRM is told to send it again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pikcha.domain.entities import Entity, parse_record, record_id
+from pikcha.domain.errors import ConfigurationError, RecordError
+from pikcha.ports.crm import CrmStore, UpsertReport
+
+ENTITY_ORDER = (Entity.STORE, Entity.PRODUCT, Entity.CUSTOMER, Entity.PURCHASE)
+
+
+@dataclass
+class LoadReport:
+    files: int = 0
+    records: dict[str, int] = field(default_factory=dict)
+    upserts: UpsertReport = field(default_factory=UpsertReport)
+    resent: int = 0
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    """``(where, reason)`` for every file or record that was not loaded."""
+
+    @property
+    def loaded(self) -> int:
+        return self.upserts.accepted
+
+
+def _records(path: Path) -> Iterator[tuple[str, Any]]:
+    """``(where, decoded value)`` per record; raises on an unreadable file."""
+    raw = path.read_bytes()
+    text = raw.decode("utf-8")
+    if path.suffix == ".jsonl":
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                yield f"{path}:{number}", _decode(line, f"{path}:{number}")
+    else:
+        yield str(path), _decode(text, str(path))
+
+
+def _decode(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        return _Unreadable(f"not valid JSON ({exc})")
+
+
+@dataclass(frozen=True)
+class _Unreadable:
+    reason: str
+
+
+def source_files(directory: Path, entity: Entity) -> list[Path]:
+    folder = directory / entity.directory
+    if not folder.is_dir():
+        return []
+
+    return sorted(
+        path
+        for path in folder.iterdir()
+        if path.is_file() and path.suffix in {".json", ".jsonl"}
+    )
+
+
+def load_directory(
+    directory: Path,
+    crm: CrmStore,
+    batch_size: int = 1000,
+    progress: Callable[[int], None] | None = None,
+) -> LoadReport:
+    """Load every entity folder found under ``directory`` into the CRM."""
+    if not directory.is_dir():
+        raise ConfigurationError(
+            f"source directory {directory} does not exist; "
+            "give the folder that holds stores/, products/, customers/, purchases/"
+        )
+    report = LoadReport()
+    for entity in ENTITY_ORDER:
+        _load_entity(directory, entity, crm, batch_size, report, progress)
+    if report.files == 0:
+        raise ConfigurationError(
+            f"no source files under {directory}; expected "
+            "<entity>s/*.json or <entity>s/*.jsonl (stores, products, customers, "
+            "purchases)"
+        )
+
+    return report
+
+
+def _load_entity(
+    directory: Path,
+    entity: Entity,
+    crm: CrmStore,
+    batch_size: int,
+    report: LoadReport,
+    progress: Callable[[int], None] | None,
+) -> None:
+    batch: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    count = 0
+
+    def flush() -> None:
+        if batch:
+            report.upserts = report.upserts + crm.upsert(entity, batch)
+            batch.clear()
+
+    def again(rid: str, value: dict[str, Any]) -> None:
+        # The same id twice in one load: a changed record is an update, an
+        # identical one was sent twice and the CRM sends it on twice.
+        flush()
+        outcome = crm.upsert(entity, [value])
+        report.upserts = report.upserts + outcome
+        if outcome.unchanged:
+            report.resent += crm.resend(entity, [rid])
+
+    for path in source_files(directory, entity):
+        report.files += 1
+        try:
+            records = list(_records(path))
+        except (OSError, UnicodeDecodeError) as exc:
+            report.problems.append((str(path), f"cannot be read ({exc})"))
+            continue
+        for where, value in records:
+            if isinstance(value, _Unreadable):
+                report.problems.append((where, value.reason))
+                continue
+            try:
+                parse_record(entity, value, where)
+            except RecordError as exc:
+                report.problems.append((where, str(exc.field) + ": " + exc.problem))
+                continue
+            rid = record_id(entity, value)
+            assert rid is not None
+            if rid in seen:
+                again(rid, value)
+            else:
+                seen.add(rid)
+                batch.append(value)
+            count += 1
+            if len(batch) >= batch_size:
+                flush()
+                if progress:
+                    progress(count)
+    flush()
+    report.records[entity.value] = count

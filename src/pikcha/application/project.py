@@ -1,0 +1,212 @@
+"""Project events from the event log into the warehouse.
+
+Messages are read in batches per consumer group. Each is decoded, checked and
+cleaned; what cannot be projected (bad JSON, an unknown event type, a payload
+without the record's shape, a message over the size limit, an event on the
+wrong stream) goes to the dead-letter stream with its reason and its original
+bytes. The batch is written to the warehouse, and only then is the read
+position committed: a crash at any point re-reads at most the uncommitted
+batch, and the warehouse's idempotence by ``event_id`` absorbs it.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pikcha.domain.cleaning import clean
+from pikcha.domain.entities import Entity, parse_record
+from pikcha.domain.errors import EnvelopeError, InfrastructureError, RecordError
+from pikcha.domain.events import (
+    DEAD_LETTERS,
+    canonical_json,
+    decode_envelope,
+    stream_of,
+)
+from pikcha.ports.event_log import Consumer, EventLog, Message, OutgoingMessage
+from pikcha.ports.warehouse import ProjectedEvent, RawEvent, Warehouse
+
+ENTITY_STREAMS = {stream_of(entity): entity for entity in Entity}
+DEFAULT_GROUP = "warehouse"
+MAX_MESSAGE_BYTES = 1 << 20
+
+
+@dataclass
+class ProjectReport:
+    read: int = 0
+    projected: int = 0
+    new: int = 0
+    dead_lettered: int = 0
+    batches: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProjectorConfig:
+    group: str = DEFAULT_GROUP
+    batch_size: int = 5000
+    poll_timeout: float = 0.5
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    retries: int = 8
+    backoff: float = 0.2
+    max_backoff: float = 10.0
+
+
+def dead_letter(message: Message, reason: str) -> OutgoingMessage:
+    """A dead letter keeps the original bytes (base64) and where they came from."""
+    body = {
+        "reason": reason,
+        "stream": message.stream,
+        "partition": message.partition,
+        "offset": message.offset,
+        "key": message.key,
+        "value_base64": base64.b64encode(message.value).decode("ascii"),
+    }
+    position = f"{message.stream}/{message.partition}/{message.offset}"
+
+    return OutgoingMessage(
+        key=position, value=canonical_json(body), headers={"reason": reason}
+    )
+
+
+def project_message(
+    message: Message, now: datetime, max_bytes: int = MAX_MESSAGE_BYTES
+) -> ProjectedEvent:
+    """Decode and clean one message; raises :class:`EnvelopeError` for poison."""
+    if len(message.value) > max_bytes:
+        raise EnvelopeError(f"oversized: {len(message.value)} bytes, limit {max_bytes}")
+    envelope = decode_envelope(message.value)
+    entity = envelope.entity
+    expected = ENTITY_STREAMS.get(message.stream)
+    if expected is not None and expected is not entity:
+        raise EnvelopeError(
+            f"event type {envelope.event_type!r} does not belong on stream "
+            f"{message.stream!r}"
+        )
+    try:
+        record = parse_record(entity, envelope.payload, f"event {envelope.event_id}")
+    except RecordError as exc:
+        raise EnvelopeError(f"payload: {exc}") from None
+    if getattr(record, entity.id_field) != envelope.entity_id:
+        raise EnvelopeError("entity_id differs from the id in the payload")
+    raw = RawEvent(
+        entity=entity,
+        event_id=envelope.event_id,
+        event_type=envelope.event_type,
+        schema_version=envelope.schema_version,
+        entity_id=envelope.entity_id,
+        occurred_at=envelope.occurred_at,
+        source=envelope.source,
+        content_hash=envelope.content_hash,
+        mask_key_id=envelope.mask_key_id,
+        payload=canonical_json(envelope.payload).decode("utf-8"),
+        stream=message.stream,
+        partition=message.partition,
+        offset=message.offset,
+    )
+
+    return ProjectedEvent(raw=raw, outcome=clean(entity, record, now))
+
+
+def _reason_kind(reason: str) -> str:
+    return reason.split(":", 1)[0]
+
+
+class Projector:
+    """Reads one consumer group's streams into the warehouse."""
+
+    def __init__(
+        self,
+        log: EventLog,
+        warehouse: Warehouse,
+        clock: Callable[[], datetime],
+        config: ProjectorConfig | None = None,
+        on_batch: Callable[[ProjectReport], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.log = log
+        self.warehouse = warehouse
+        self.clock = clock
+        self.config = config or ProjectorConfig()
+        self.on_batch = on_batch
+        self.sleep = sleep
+        self.stop = threading.Event()
+
+    def run(
+        self, follow: bool = False, streams: Sequence[str] | None = None
+    ) -> ProjectReport:
+        """Project until caught up (or, with ``follow``, until :attr:`stop` is set)."""
+        report = ProjectReport()
+        names = list(streams or ENTITY_STREAMS)
+        with self.log.consumer(self.config.group, names) as consumer:
+            while not self.stop.is_set():
+                messages = consumer.poll(
+                    self.config.batch_size, self.config.poll_timeout
+                )
+                if not messages:
+                    if follow:
+                        continue
+                    if self._caught_up(names):
+                        break
+                    continue
+                self._batch(consumer, messages, report)
+
+        return report
+
+    def _caught_up(self, streams: Sequence[str]) -> bool:
+        for stream in streams:
+            ends = self.log.end_offsets(stream)
+            done = self.log.committed(self.config.group, stream)
+            if any(done.get(partition, 0) < end for partition, end in ends.items()):
+                return False
+
+        return True
+
+    def _batch(
+        self, consumer: Consumer, messages: list[Message], report: ProjectReport
+    ) -> None:
+        now = self.clock()
+        projected: list[ProjectedEvent] = []
+        dead: list[OutgoingMessage] = []
+        for message in messages:
+            try:
+                projected.append(
+                    project_message(message, now, self.config.max_message_bytes)
+                )
+            except EnvelopeError as exc:
+                reason = str(exc)
+                dead.append(dead_letter(message, reason))
+                kind = _reason_kind(reason)
+                report.reasons[kind] = report.reasons.get(kind, 0) + 1
+
+        # Dead letters and the warehouse first, the position last: a crash
+        # in between repeats work, never loses it.
+        if dead:
+            self._retry(lambda: self.log.append(DEAD_LETTERS, dead))
+        new = self._retry(lambda: self.warehouse.write(projected)) if projected else 0
+        self._retry(lambda: consumer.commit(messages))
+
+        report.read += len(messages)
+        report.projected += len(projected)
+        report.new += new
+        report.dead_lettered += len(dead)
+        report.batches += 1
+        if self.on_batch:
+            self.on_batch(report)
+
+    def _retry(self, action: Callable[[], int | None]) -> int:
+        delay = self.config.backoff
+        for attempt in range(self.config.retries + 1):
+            try:
+                return action() or 0
+            except InfrastructureError as exc:
+                if not exc.transient or attempt == self.config.retries:
+                    raise
+                self.sleep(delay)
+                delay = min(delay * 2, self.config.max_backoff)
+
+        raise AssertionError("unreachable")

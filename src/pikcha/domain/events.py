@@ -1,0 +1,184 @@
+"""Event envelopes and their canonical wire form.
+
+An envelope carries one change of one record: its masked payload plus the
+metadata to route, deduplicate and replay it. The canonical form is UTF-8 JSON
+with sorted keys, no insignificant white space and no NaN or infinity, so that
+equal envelopes are equal bytes and :func:`content_hash` is stable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pikcha.domain.entities import Entity
+from pikcha.domain.errors import EnvelopeError
+
+SCHEMA_VERSION = 1
+DEAD_LETTERS = "dead_letters"
+
+EVENT_TYPES: Mapping[Entity, str] = {
+    Entity.STORE: "store.upserted",
+    Entity.PRODUCT: "product.upserted",
+    Entity.CUSTOMER: "customer.upserted",
+    Entity.PURCHASE: "purchase.recorded",
+}
+ENTITY_OF_TYPE: Mapping[str, Entity] = {
+    value: key for key, value in EVENT_TYPES.items()
+}
+
+
+def stream_of(entity: Entity) -> str:
+    """The stream that carries the events of an entity."""
+    return f"{entity.value}s"
+
+
+def canonical_json(value: Any) -> bytes:
+    """The canonical bytes of a JSON value; raises on NaN or infinity."""
+    try:
+        text = json.dumps(
+            value,
+            ensure_ascii=False,
+            sort_keys=True,
+            separators=(",", ":"),
+            allow_nan=False,
+            default=_default,
+        )
+    except ValueError as exc:
+        raise EnvelopeError(f"value cannot be serialised canonically: {exc}") from exc
+
+    return text.encode("utf-8")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def content_hash(masked_payload: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical form of a masked payload, as hex."""
+    return hashlib.sha256(canonical_json(masked_payload)).hexdigest()
+
+
+class Envelope(BaseModel):
+    """One event: the masked payload of one record and its metadata."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: str = Field(min_length=1)
+    event_type: str
+    schema_version: int = Field(ge=1)
+    entity_id: str
+    occurred_at: datetime
+    source: str
+    content_hash: str
+    mask_key_id: str
+    payload: dict[str, Any]
+
+    @property
+    def entity(self) -> Entity:
+        try:
+            return ENTITY_OF_TYPE[self.event_type]
+        except KeyError:
+            raise EnvelopeError(f"unknown event type {self.event_type!r}") from None
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(self.model_dump(mode="json"))
+
+
+def make_envelope(
+    *,
+    entity: Entity,
+    entity_id: str,
+    masked_payload: Mapping[str, Any],
+    event_id: str,
+    occurred_at: datetime,
+    source: str,
+    mask_key_id: str,
+) -> Envelope:
+    """An envelope for a masked payload; ids and time are given, never made here."""
+    if occurred_at.tzinfo is None:
+        raise EnvelopeError("occurred_at must be timezone-aware")
+    payload = dict(masked_payload)
+
+    return Envelope(
+        event_id=event_id,
+        event_type=EVENT_TYPES[entity],
+        schema_version=SCHEMA_VERSION,
+        entity_id=entity_id,
+        occurred_at=occurred_at.astimezone(UTC),
+        source=source,
+        content_hash=content_hash(payload),
+        mask_key_id=mask_key_id,
+        payload=payload,
+    )
+
+
+# Upcasters take a decoded envelope of version N to version N + 1. When the
+# payload of an event type changes shape, register the step here; decoding then
+# brings every stored event to SCHEMA_VERSION before anything reads it.
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+UPCASTERS: Mapping[int, Upcaster] = {}
+
+
+def upcast(document: dict[str, Any]) -> dict[str, Any]:
+    version = document.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise EnvelopeError(f"schema_version {version!r} is not a whole number")
+    if version > SCHEMA_VERSION:
+        raise EnvelopeError(
+            f"schema_version {version} is newer than this Pikcha reads "
+            f"({SCHEMA_VERSION}); upgrade Pikcha"
+        )
+    while version < SCHEMA_VERSION:
+        step = UPCASTERS.get(version)
+        if step is None:
+            raise EnvelopeError(f"no upcaster from schema_version {version}")
+        document = step(document)
+        version = document["schema_version"]
+
+    return document
+
+
+def decode_envelope(data: bytes) -> Envelope:
+    """Decode canonical bytes into an envelope; raises :class:`EnvelopeError`."""
+    try:
+        document = json.loads(data, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EnvelopeError(f"not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise EnvelopeError("an envelope must be a JSON object")
+    document = upcast(document)
+    try:
+        envelope = Envelope.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise EnvelopeError(f"field '{where}': {first['msg']}") from None
+    if envelope.event_type not in ENTITY_OF_TYPE:
+        raise EnvelopeError(f"unknown event type {envelope.event_type!r}")
+
+    return envelope
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not allowed")
+
+
+def is_finite_json(value: Any) -> bool:
+    """True when no float in the value is NaN or infinite."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, Mapping):
+        return all(is_finite_json(item) for item in value.values())
+    if isinstance(value, list):
+        return all(is_finite_json(item) for item in value)
+
+    return True

@@ -1,0 +1,1 @@
+"""Settings, the composition root, the CLI and the Airflow tasks."""

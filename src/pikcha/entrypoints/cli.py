@@ -1,0 +1,396 @@
+"""The ``pikcha`` command line.
+
+Every command reads its settings from ``PIKCHA_*`` variables (or ``.env``).
+A :class:`PikchaError` ends the command with one line on stderr and exit
+code 2; only a bug shows a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import structlog
+from pydantic import ValidationError
+
+from pikcha.application.pipeline import Pipeline, RunSummary, end_of_day, timed
+from pikcha.domain.errors import ConfigurationError, PikchaError
+from pikcha.entrypoints.container import build_pipeline, close_pipeline
+from pikcha.entrypoints.logging import configure_logging
+from pikcha.entrypoints.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = structlog.get_logger("pikcha.cli")
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "PIKCHA_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
+        raise ConfigurationError(f"{name}: {first['msg']}") from None
+
+
+def handle_errors(command: F) -> F:
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except PikchaError as exc:
+            click.echo(f"pikcha: error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def opened(settings: Settings) -> Iterator[Pipeline]:
+    secrets = [
+        s.get_secret_value() for s in (settings.mask_key, settings.telegram_token) if s
+    ]
+    configure_logging(secrets)
+    if settings.mask_key is None:
+        click.echo(
+            "pikcha: note: PIKCHA_MASK_KEY is unset; masking with the development "
+            "key, fit only for generated data",
+            err=True,
+        )
+    pipeline = build_pipeline(settings)
+    try:
+        yield pipeline
+    finally:
+        close_pipeline(pipeline)
+
+
+class Progress:
+    """A progress bar on a terminal, periodic log events elsewhere."""
+
+    def __init__(self, label: str, total: int | None = None) -> None:
+        self.label = label
+        self.total = total
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+        self._bar: Any = None
+
+    def __enter__(self) -> Progress:
+        if self.tty:
+            from rich.progress import Progress as Bar
+
+            self._bar = Bar(transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task(self.label, total=self.total)
+        return self
+
+    def __call__(self, done: int) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done)
+        elif time.monotonic() - self.last > 5:
+            self.last = time.monotonic()
+            log.info("progress", step=self.label, done=done, total=self.total)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def parse_day(value: str | None, flag: str = "--as-of") -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return end_of_day(date.fromisoformat(value))
+    except ValueError:
+        raise ConfigurationError(
+            f"{flag} {value!r} is not a date; write it as YYYY-MM-DD, e.g. 2025-08-01"
+        ) from None
+
+
+def print_summary(summary: RunSummary) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"pikcha run {summary.run_id}", title_justify="left")
+    table.add_column("stage")
+    table.add_column("seconds", justify="right")
+    table.add_column("counts")
+    for stage in summary.stages:
+        counts = ", ".join(f"{key} {value}" for key, value in stage.counts.items())
+        table.add_row(stage.name, f"{stage.seconds:.2f}", counts)
+    table.add_row("total", f"{summary.seconds:.2f}", "")
+    console = Console(width=120)
+    console.print(table)
+    for name, where in summary.outputs.items():
+        console.print(f"{name}: {where}", soft_wrap=True)
+
+
+anomaly_options = [
+    click.option(
+        "--repeated",
+        type=click.FloatRange(0, 1),
+        default=0.0,
+        show_default=True,
+        help="Share of records sent twice.",
+    ),
+    click.option(
+        "--nulls",
+        type=click.FloatRange(0, 1),
+        default=0.0,
+        show_default=True,
+        help="Share of records with a required field set to null.",
+    ),
+    click.option(
+        "--empty-strings",
+        type=click.FloatRange(0, 1),
+        default=0.0,
+        show_default=True,
+        help="Share of records with an empty text or id.",
+    ),
+    click.option(
+        "--future-dates",
+        type=click.FloatRange(0, 1),
+        default=0.0,
+        show_default=True,
+        help="Share of records dated in the future.",
+    ),
+    click.option(
+        "--negative-prices",
+        type=click.FloatRange(0, 1),
+        default=0.0,
+        show_default=True,
+        help="Share of records with a negative price.",
+    ),
+    click.option(
+        "--broken-totals",
+        type=click.FloatRange(0, 1),
+        default=0.0,
+        show_default=True,
+        help="Share of purchases whose total is wrong.",
+    ),
+]
+
+
+def with_anomalies(command: F) -> F:
+    for option in reversed(anomaly_options):
+        command = option(command)
+    return command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="pikcha")
+def main() -> None:
+    """Pikcha: the analytics pipeline of the shop chain Пикча.
+
+    Settings come from PIKCHA_* variables or a .env file; with none set,
+    everything runs embedded under ./var (SQLite, chDB, a local folder).
+    """
+
+
+def generator_config(
+    seed: int, purchases: int | None, now: str | None, **shares: float
+) -> Any:
+    from pikcha.application.generate import GeneratorConfig
+
+    moment = datetime.now().replace(microsecond=0)
+    if now is not None:
+        try:
+            moment = datetime.fromisoformat(now)
+        except ValueError:
+            raise ConfigurationError(
+                f"--now {now!r} is not a date-time; write it as 2025-08-01T12:00:00"
+            ) from None
+    extra = {"purchases": purchases} if purchases is not None else {}
+
+    return GeneratorConfig(seed=seed, now=moment, **extra, **shares)
+
+
+@main.command()
+@click.option(
+    "--seed", type=int, default=7, show_default=True, help="Same seed, same files."
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder to write <entity>s/ into.",
+)
+@click.option(
+    "--purchases",
+    type=click.IntRange(0),
+    default=None,
+    help="Number of purchases (default: the shop's volumes).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["files", "jsonl"]),
+    default=None,
+    help="One file per record, or JSON Lines (default: files up to "
+    "100,000 purchases, JSON Lines above).",
+)
+@click.option("--now", default=None, help="The generator's 'now' (ISO date-time).")
+@with_anomalies
+@handle_errors
+def generate(
+    seed: int,
+    out: Path,
+    purchases: int | None,
+    fmt: str | None,
+    now: str | None,
+    **shares: float,
+) -> None:
+    """Generate the shop's data in the source layout."""
+    from pikcha.application.generate import write_files, write_jsonl
+
+    config = generator_config(seed, purchases, now, **shares)
+    fmt = fmt or ("jsonl" if config.purchases > 100_000 else "files")
+    writer = write_jsonl if fmt == "jsonl" else write_files
+    with Progress("generate", config.purchases) as progress:
+        report = writer(config, out, progress=progress)
+    click.echo(f"generated {report.summary()} into {out}")
+
+
+@main.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@handle_errors
+def load(directory: Path) -> None:
+    """Load source files (DIR/<entity>s/*.json or *.jsonl) into the CRM."""
+    with opened(load_settings()) as pipeline, Progress("load") as progress:
+        report = pipeline.load(directory, progress)
+    for where, reason in report.problems:
+        click.echo(f"skipped {where}: {reason}", err=True)
+    click.echo(
+        f"loaded {report.loaded} records from {report.files} files "
+        f"({report.upserts.inserted} new, {report.upserts.updated} changed, "
+        f"{report.upserts.unchanged} unchanged, {report.resent} re-sent); "
+        f"{len(report.problems)} skipped"
+    )
+
+
+@main.command()
+@click.option("--resend", is_flag=True, help="Publish every document again.")
+@handle_errors
+def publish(resend: bool) -> None:
+    """Publish the CRM's changes as masked events."""
+    with opened(load_settings()) as pipeline, Progress("publish") as progress:
+        report = pipeline.publish(resend=resend, progress=progress)
+    parts = ", ".join(f"{name} {count}" for name, count in report.published.items())
+    click.echo(f"published {report.total} events ({parts})")
+
+
+@main.command()
+@click.option("--follow", is_flag=True, help="Keep projecting until interrupted.")
+@handle_errors
+def stream(follow: bool) -> None:
+    """Project events from the event log into the warehouse."""
+    with opened(load_settings()) as pipeline:
+        projector = pipeline.make_projector(
+            on_batch=lambda r: log.info(
+                "batch_projected", read=r.read, new=r.new, dead_letters=r.dead_lettered
+            )
+        )
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, lambda *_: projector.stop.set())
+        report = projector.run(follow=follow)
+        pipeline.build_marts()
+    click.echo(
+        f"projected {report.projected} events ({report.new} new), "
+        f"{report.dead_lettered} dead-lettered, in {report.batches} batches"
+    )
+
+
+@main.command()
+@click.option(
+    "--as-of", "as_of", default=None, help="Date of the features (YYYY-MM-DD)."
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["reference", "clickhouse", "spark"]),
+    default=None,
+    help="Feature engine (default: PIKCHA_FEATURES).",
+)
+@handle_errors
+def features(as_of: str | None, engine: str | None) -> None:
+    """Compute the thirty customer features and export them."""
+    moment = parse_day(as_of)
+    settings = load_settings()
+    if engine:
+        settings = settings.model_copy(update={"features": engine})
+    with opened(settings) as pipeline:
+        export = pipeline.export_features(moment)
+        where = pipeline.objects.location(export.csv_key)
+    click.echo(f"{export.rows} customers by {export.engine} -> {where}")
+
+
+@main.command()
+@handle_errors
+def check() -> None:
+    """Check data quality and alert on tables over the duplicate threshold."""
+    with opened(load_settings()) as pipeline:
+        report = pipeline.check_quality()
+    for metrics in report.metrics:
+        click.echo(
+            f"{metrics.table}: {metrics.rows} rows, {metrics.distinct} distinct, "
+            f"duplicate share {metrics.duplicate_share:.1%}, "
+            f"{metrics.rejected_total} rejected"
+        )
+    click.echo(f"{len(report.alerted)} alerts")
+
+
+@main.command()
+@handle_errors
+def replay() -> None:
+    """Drop the warehouse and rebuild it from the event log."""
+    with opened(load_settings()) as pipeline:
+        report = pipeline.replay()
+    click.echo(f"replayed {report.read} events ({report.dead_lettered} dead-lettered)")
+
+
+@main.command()
+@click.option(
+    "--source",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Load this folder instead of generating data.",
+)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--purchases", type=click.IntRange(0), default=None)
+@click.option("--now", default=None, help="The generator's 'now' (ISO date-time).")
+@click.option(
+    "--as-of", "as_of", default=None, help="Date of the features (YYYY-MM-DD)."
+)
+@with_anomalies
+@handle_errors
+def run(
+    source: Path | None,
+    seed: int,
+    purchases: int | None,
+    now: str | None,
+    as_of: str | None,
+    **shares: float,
+) -> None:
+    """Generate, load, publish, project, build marts, export features, check."""
+    moment = parse_day(as_of)
+    settings = load_settings()
+    config = None if source else generator_config(seed, purchases, now, **shares)
+    folder = source or settings.home / "source"
+
+    def generate_step(summary: RunSummary) -> None:
+        if config is None:
+            return
+        from pikcha.application.generate import write_jsonl
+
+        with timed(summary, "generate") as stage:
+            report = write_jsonl(config, folder)
+            stage.counts = {"records": sum(report.counts.values())}
+
+    with opened(settings) as pipeline:
+        summary = pipeline.run(folder, moment, before=generate_step)
+    print_summary(summary)
