@@ -11,6 +11,7 @@ clock of its own.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -41,6 +42,11 @@ class Rule(enum.StrEnum):
     DATE_NOT_FUTURE = "date_not_future"
     NOT_NEGATIVE = "not_negative"
     TOTAL_MATCHES_LINES = "total_matches_lines"
+    AMOUNT_IN_RANGE = "amount_in_range"
+
+
+MAX_AMOUNT = 10**12
+"""Money and quantities above this (or not finite) are rejected, not rounded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,11 +130,12 @@ def text(value: str | None) -> str:
 
 
 def money(value: float) -> Decimal:
-    return Decimal(repr(value)).quantize(KOPECK, rounding=ROUND_HALF_EVEN)
+    # ``+ 0`` turns a negative zero into zero.
+    return Decimal(repr(value + 0.0)).quantize(KOPECK, rounding=ROUND_HALF_EVEN)
 
 
 def quantity(value: float) -> Decimal:
-    return Decimal(repr(value)).quantize(QUANTUM_QTY, rounding=ROUND_HALF_EVEN)
+    return Decimal(repr(value + 0.0)).quantize(QUANTUM_QTY, rounding=ROUND_HALF_EVEN)
 
 
 class _Reject(Exception):
@@ -175,6 +182,12 @@ def _not_future(value: datetime | date | None, field: str, now: datetime) -> Non
 
 
 def _not_negative(value: float, field: str) -> None:
+    if not math.isfinite(value) or value > MAX_AMOUNT:
+        raise _fail(
+            Rule.AMOUNT_IN_RANGE,
+            field,
+            f"{value!r} is not a finite amount up to {MAX_AMOUNT}",
+        )
     if value < 0:
         raise _fail(Rule.NOT_NEGATIVE, field, f"{value!r} is negative")
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Any, TypeAlias
+from typing import Annotated, Any, TypeAlias
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     StrictBool,
     StrictFloat,
@@ -29,6 +30,18 @@ from pikcha.domain.errors import RecordError
 
 # Strict: a string or a boolean is not a number; an integer is.
 Number: TypeAlias = StrictFloat
+
+
+def _text_only(value: Any) -> Any:
+    if not isinstance(value, (str, date)):
+        raise ValueError("expected a date as text, e.g. 2025-08-29")
+
+    return value
+
+
+# Dates are written as ISO text; a bare number is not a date.
+Day: TypeAlias = Annotated[date, BeforeValidator(_text_only)]
+Moment: TypeAlias = Annotated[datetime, BeforeValidator(_text_only)]
 
 
 class Entity(enum.StrEnum):
@@ -101,7 +114,7 @@ class Store(_Shape):
     accepts_online_orders: StrictBool | None = None
     delivery_available: StrictBool | None = None
     warehouse_connected: StrictBool | None = None
-    last_inventory_date: date | None = None
+    last_inventory_date: Day | None = None
 
 
 class Kbju(_Shape):
@@ -145,9 +158,9 @@ class Customer(_Shape):
     last_name: StrictStr | None = None
     email: StrictStr | None = None
     phone: StrictStr | None = None
-    birth_date: date | None = None
+    birth_date: Day | None = None
     gender: StrictStr | None = None
-    registration_date: datetime | None = None
+    registration_date: Moment | None = None
     is_loyalty_member: StrictBool | None = None
     loyalty_card_number: StrictStr | None = None
     purchase_location: Address | None = None
@@ -189,7 +202,7 @@ class Purchase(_Shape):
     payment_method: StrictStr | None = None
     is_delivery: StrictBool | None = None
     delivery_address: Address | None = None
-    purchase_datetime: datetime | None = None
+    purchase_datetime: Moment | None = None
 
 
 Record: TypeAlias = Store | Product | Customer | Purchase

@@ -50,10 +50,10 @@ def canonical_json(value: Any) -> bytes:
             allow_nan=False,
             default=_default,
         )
+        return text.encode("utf-8")
     except ValueError as exc:
+        # UnicodeEncodeError (a lone surrogate) is a ValueError too.
         raise EnvelopeError(f"value cannot be serialised canonically: {exc}") from exc
-
-    return text.encode("utf-8")
 
 
 def _default(value: Any) -> Any:
@@ -150,7 +150,8 @@ def upcast(document: dict[str, Any]) -> dict[str, Any]:
 def decode_envelope(data: bytes) -> Envelope:
     """Decode canonical bytes into an envelope; raises :class:`EnvelopeError`."""
     try:
-        document = json.loads(data, parse_constant=_reject_constant)
+        # Strictly UTF-8: json.loads would also guess UTF-16 or a BOM.
+        document = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise EnvelopeError(f"not JSON: {exc}") from None
     if not isinstance(document, dict):

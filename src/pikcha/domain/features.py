@@ -109,9 +109,7 @@ def customer_features(
     last14 = [p for p in purchases if _in_last(p.purchase_datetime, as_of, 14)]
     last30 = [p for p in purchases if _in_last(p.purchase_datetime, as_of, 30)]
     last90 = [p for p in purchases if _in_last(p.purchase_datetime, as_of, 90)]
-    days14_30 = [
-        p for p in last30 if p.purchase_datetime <= as_of - timedelta(days=14)
-    ]
+    days14_30 = [p for p in last30 if p.purchase_datetime <= as_of - timedelta(days=14)]
 
     def has(p: CleanPurchase, code: str) -> bool:
         return any(item.category_code == code for item in p.items)
