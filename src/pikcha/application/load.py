@@ -97,6 +97,10 @@ def load_directory(
     return report
 
 
+def _fingerprint(value: Any) -> int:
+    return hash(json.dumps(value, sort_keys=True, ensure_ascii=False))
+
+
 def _load_entity(
     directory: Path,
     entity: Entity,
@@ -105,23 +109,22 @@ def _load_entity(
     report: LoadReport,
     progress: Callable[[int], None] | None,
 ) -> None:
-    batch: list[dict[str, Any]] = []
-    seen: set[str] = set()
+    # The same id met again in one load: identical content was sent twice and
+    # the CRM is asked to send it on again; changed content is an update.
+    # TODO: ``seen`` grows with the ids of one entity (about 150 bytes each);
+    # a load of tens of millions of records wants an on-disk set.
+    batch: dict[str, dict[str, Any]] = {}
+    resend: list[str] = []
+    seen: dict[str, int] = {}
     count = 0
 
     def flush() -> None:
         if batch:
-            report.upserts = report.upserts + crm.upsert(entity, batch)
+            report.upserts = report.upserts + crm.upsert(entity, list(batch.values()))
             batch.clear()
-
-    def again(rid: str, value: dict[str, Any]) -> None:
-        # The same id twice in one load: a changed record is an update, an
-        # identical one was sent twice and the CRM sends it on twice.
-        flush()
-        outcome = crm.upsert(entity, [value])
-        report.upserts = report.upserts + outcome
-        if outcome.unchanged:
-            report.resent += crm.resend(entity, [rid])
+        if resend:
+            report.resent += crm.resend(entity, resend)
+            resend.clear()
 
     for path in source_files(directory, entity):
         report.files += 1
@@ -137,17 +140,20 @@ def _load_entity(
             try:
                 parse_record(entity, value, where)
             except RecordError as exc:
-                report.problems.append((where, str(exc.field) + ": " + exc.problem))
+                report.problems.append((where, f"{exc.field}: {exc.problem}"))
                 continue
             rid = record_id(entity, value)
             assert rid is not None
-            if rid in seen:
-                again(rid, value)
+            fingerprint = _fingerprint(value)
+            if rid in batch:
+                flush()
+            if seen.get(rid) == fingerprint:
+                resend.append(rid)
             else:
-                seen.add(rid)
-                batch.append(value)
+                batch[rid] = value
+            seen[rid] = fingerprint
             count += 1
-            if len(batch) >= batch_size:
+            if len(batch) + len(resend) >= batch_size:
                 flush()
                 if progress:
                     progress(count)

@@ -169,7 +169,11 @@ class Pipeline:
             before(summary)
         with timed(summary, "load") as stage:
             loaded = self.load(source)
-            stage.counts = {"records": loaded.loaded, "problems": len(loaded.problems)}
+            stage.counts = {
+                "records": sum(loaded.records.values()),
+                "re-sent": loaded.resent,
+                "problems": len(loaded.problems),
+            }
         with timed(summary, "publish") as stage:
             published = self.publish()
             stage.counts = {"events": published.total}

@@ -206,9 +206,11 @@ def generator_config(
             raise ConfigurationError(
                 f"--now {now!r} is not a date-time; write it as 2025-08-01T12:00:00"
             ) from None
-    extra = {"purchases": purchases} if purchases is not None else {}
+    options: dict[str, Any] = dict(shares)
+    if purchases is not None:
+        options["purchases"] = purchases
 
-    return GeneratorConfig(seed=seed, now=moment, **extra, **shares)
+    return GeneratorConfig(seed=seed, now=moment, **options)
 
 
 @main.command()
@@ -254,7 +256,8 @@ def generate(
     writer = write_jsonl if fmt == "jsonl" else write_files
     with Progress("generate", config.purchases) as progress:
         report = writer(config, out, progress=progress)
-    click.echo(f"generated {report.summary()} into {out}")
+    parts = ", ".join(f"{entity.value} {n}" for entity, n in report.records.items())
+    click.echo(f"generated {report.total} records ({parts}) into {out}")
 
 
 @main.command()
@@ -389,8 +392,12 @@ def run(
 
         with timed(summary, "generate") as stage:
             report = write_jsonl(config, folder)
-            stage.counts = {"records": sum(report.counts.values())}
+            stage.counts = {"records": report.total}
 
     with opened(settings) as pipeline:
         summary = pipeline.run(folder, moment, before=generate_step)
     print_summary(summary)
+
+
+if __name__ == "__main__":
+    main()

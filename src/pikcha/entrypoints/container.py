@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from dependency_injector import containers, providers
 
 from pikcha.application.pipeline import Pipeline
+from pikcha.application.project import ProjectorConfig
 from pikcha.domain.errors import ConfigurationError
 from pikcha.domain.masking import Masker
 from pikcha.entrypoints.settings import DEVELOPMENT_MASK_KEY, Settings, local_path
@@ -166,6 +167,9 @@ class Container(containers.DeclarativeContainer):
         masker=masker,
         threshold=providers.Callable(lambda s: s.duplicate_threshold, settings),
         batch_size=providers.Callable(lambda s: s.batch_size, settings),
+        projector=providers.Callable(
+            lambda s: ProjectorConfig(batch_size=s.batch_size), settings
+        ),
     )
 
 
