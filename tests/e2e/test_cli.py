@@ -112,3 +112,40 @@ def test_load_of_a_missing_folder_names_it(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert "nowhere" in result.stderr
+
+
+def test_live_generation_and_following_projection_stop_cleanly(tmp_path: Path) -> None:
+    """``generate --follow`` publishes while ``stream --follow`` projects; on
+    SIGINT both finish their batch and every published event is projected."""
+    import signal
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIKCHA_")}
+    env["PIKCHA_HOME"] = str(tmp_path / "var")
+    options: dict[str, object] = {
+        "cwd": tmp_path,
+        "env": env,
+        "text": True,
+        "stdout": subprocess.PIPE,
+        "stderr": subprocess.PIPE,
+    }
+    producer = subprocess.Popen(
+        [*PIKCHA, "generate", "--follow", "--rate", "400"],
+        **options,  # type: ignore[call-overload]
+    )
+    time.sleep(3)
+    consumer = subprocess.Popen(
+        [*PIKCHA, "stream", "--follow", "--marts-every", "1"],
+        **options,  # type: ignore[call-overload]
+    )
+    time.sleep(6)
+    producer.send_signal(signal.SIGINT)
+    produced, _ = producer.communicate(timeout=60)
+    time.sleep(3)
+    consumer.send_signal(signal.SIGINT)
+    consumed, errors = consumer.communicate(timeout=120)
+
+    assert producer.returncode == 0 and consumer.returncode == 0, errors
+    published = int(produced.split()[1])
+    assert published > 400
+    assert f"projected {published} events" in consumed

@@ -10,7 +10,8 @@ check counts as repeated data, never as loss.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -131,3 +132,54 @@ def _message(
     except RecordError as exc:
         report.skipped.append((f"{entity.value} {exc.record}", str(exc)))
         return None
+
+
+def publish_records(
+    records: Iterable[tuple[Entity, Mapping[str, Any]]],
+    log: EventLog,
+    envelopes: EnvelopeFactory,
+    rate: float | None = None,
+    batch_size: int = 500,
+    stop: Callable[[], bool] = lambda: False,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    progress: Callable[[int], None] | None = None,
+) -> PublishReport:
+    """Publish records straight to the event log, as a till streams its sales.
+
+    With ``rate`` (records per second) publishing is paced; it ends when the
+    records run out or ``stop()`` says so, after appending what it holds.
+    """
+    report = PublishReport()
+    pending: dict[Entity, list[OutgoingMessage]] = {}
+    started = clock()
+    sent = 0
+
+    def flush() -> None:
+        for entity, messages in pending.items():
+            if messages:
+                log.append(stream_of(entity), messages)
+                report.published[entity.value] = report.published.get(
+                    entity.value, 0
+                ) + len(messages)
+        pending.clear()
+
+    for entity, document in records:
+        if stop():
+            break
+        message = _message(entity, document, envelopes, report)
+        if message is not None:
+            pending.setdefault(entity, []).append(message)
+            sent += 1
+        if sum(len(m) for m in pending.values()) >= batch_size:
+            flush()
+            if progress:
+                progress(sent)
+        if rate:
+            ahead = sent / rate - (clock() - started)
+            if ahead > 0:
+                flush()
+                sleep(ahead)
+    flush()
+
+    return report

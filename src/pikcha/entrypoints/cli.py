@@ -19,11 +19,19 @@ from typing import Any, TypeVar
 
 import click
 import structlog
+from dependency_injector import providers
 from pydantic import ValidationError
 
-from pikcha.application.pipeline import Pipeline, RunSummary, end_of_day, timed
+from pikcha.application.pipeline import (
+    Pipeline,
+    RunSummary,
+    end_of_day,
+    new_event_id,
+    timed,
+    utc_now,
+)
 from pikcha.domain.errors import ConfigurationError, PikchaError
-from pikcha.entrypoints.container import build_pipeline, close_pipeline
+from pikcha.entrypoints.container import Container, build_pipeline, close_pipeline
 from pikcha.entrypoints.logging import configure_logging
 from pikcha.entrypoints.settings import Settings
 
@@ -52,8 +60,8 @@ def handle_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@contextmanager
-def opened(settings: Settings) -> Iterator[Pipeline]:
+def announce(settings: Settings) -> None:
+    """Configure logging with the secrets to redact, and say what is unsafe."""
     secrets = [
         s.get_secret_value() for s in (settings.mask_key, settings.telegram_token) if s
     ]
@@ -64,6 +72,11 @@ def opened(settings: Settings) -> Iterator[Pipeline]:
             "key, fit only for generated data",
             err=True,
         )
+
+
+@contextmanager
+def opened(settings: Settings) -> Iterator[Pipeline]:
+    announce(settings)
     pipeline = build_pipeline(settings)
     try:
         yield pipeline
@@ -220,7 +233,7 @@ def generator_config(
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
-    required=True,
+    default=None,
     help="Folder to write <entity>s/ into.",
 )
 @click.option(
@@ -238,19 +251,37 @@ def generator_config(
     "100,000 purchases, JSON Lines above).",
 )
 @click.option("--now", default=None, help="The generator's 'now' (ISO date-time).")
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="Publish to the event log until interrupted instead of writing files.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="With --follow: records per second (default: as fast as possible).",
+)
 @with_anomalies
 @handle_errors
 def generate(
     seed: int,
-    out: Path,
+    out: Path | None,
     purchases: int | None,
     fmt: str | None,
     now: str | None,
+    follow: bool,
+    rate: float | None,
     **shares: float,
 ) -> None:
-    """Generate the shop's data in the source layout."""
+    """Generate the shop's data in the source layout, or publish it live."""
     from pikcha.application.generate import write_files, write_jsonl
 
+    if follow:
+        generate_live(seed, purchases, now, rate, **shares)
+        return
+    if out is None:
+        raise ConfigurationError("generate needs --out DIR, or --follow to publish")
     config = generator_config(seed, purchases, now, **shares)
     fmt = fmt or ("jsonl" if config.purchases > 100_000 else "files")
     writer = write_jsonl if fmt == "jsonl" else write_files
@@ -258,6 +289,53 @@ def generate(
         report = writer(config, out, progress=progress)
     parts = ", ".join(f"{entity.value} {n}" for entity, n in report.records.items())
     click.echo(f"generated {report.total} records ({parts}) into {out}")
+
+
+def generate_live(
+    seed: int,
+    purchases: int | None,
+    now: str | None,
+    rate: float | None,
+    **shares: float,
+) -> None:
+    from pikcha.application.generate import iter_records
+    from pikcha.application.publish import EnvelopeFactory, publish_records
+
+    config = generator_config(seed, purchases or 10**12, now, **shares)
+    stop = stop_on_signals()
+    settings = load_settings()
+    announce(settings)
+    # Only the event log is opened: the warehouse stays free for a projector.
+    container = Container()
+    container.settings.override(providers.Object(settings))
+    log_port = container.event_log()
+    try:
+        factory = EnvelopeFactory(
+            container.masker(), new_event_id, utc_now, source="generator"
+        )
+        with Progress("publish") as progress:
+            report = publish_records(
+                iter_records(config),
+                log_port,
+                factory,
+                rate=rate,
+                stop=stop.is_set,
+                progress=progress,
+            )
+    finally:
+        log_port.close()
+    click.echo(f"published {report.total} events")
+
+
+def stop_on_signals() -> Any:
+    """An event set by SIGINT or SIGTERM, so long work ends cleanly."""
+    import threading
+
+    stop = threading.Event()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: stop.set())
+
+    return stop
 
 
 @main.command()
@@ -290,15 +368,32 @@ def publish(resend: bool) -> None:
 
 @main.command()
 @click.option("--follow", is_flag=True, help="Keep projecting until interrupted.")
+@click.option(
+    "--marts-every",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="With --follow: seconds between mart rebuilds.",
+)
 @handle_errors
-def stream(follow: bool) -> None:
+def stream(follow: bool, marts_every: float) -> None:
     """Project events from the event log into the warehouse."""
     with opened(load_settings()) as pipeline:
-        projector = pipeline.make_projector(
-            on_batch=lambda r: log.info(
-                "batch_projected", read=r.read, new=r.new, dead_letters=r.dead_lettered
+        last = time.monotonic()
+
+        def on_batch(report: Any) -> None:
+            nonlocal last
+            log.info(
+                "batch_projected",
+                read=report.read,
+                new=report.new,
+                dead_letters=report.dead_lettered,
             )
-        )
+            if follow and time.monotonic() - last >= marts_every:
+                pipeline.build_marts()
+                last = time.monotonic()
+
+        projector = pipeline.make_projector(on_batch=on_batch)
         for number in (signal.SIGINT, signal.SIGTERM):
             signal.signal(number, lambda *_: projector.stop.set())
         report = projector.run(follow=follow)
