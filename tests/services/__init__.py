@@ -1,0 +1,1 @@
+"""Real test services started by the suite itself."""
