@@ -4,7 +4,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-all
 
-.PHONY: install run test lint format bench clean
+.PHONY: install tools run test lint format bench clean
+
+# Clients from Debian's packages that some tests drive: kcat (a Kafka client in
+# C), chromium (headless, for the HTML report) and docker-compose (validates
+# the compose file offline). Installed when missing and apt-get can run;
+# otherwise those tests skip and say why.
+DEBIAN_TOOLS := kcat chromium docker-compose
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,12 +20,25 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+tools:
+	@missing=""; \
+	for tool in $(DEBIAN_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing$$missing from Debian's packages"; \
+		apt-get update -qq >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
+		|| echo "could not install$$missing; the tests that need them will skip"; \
+	else \
+		echo "missing$$missing (install them with apt-get as root); the tests that need them will skip"; \
+	fi
+
 ## Run the whole pipeline on the embedded defaults (data under ./var).
 run: install
 	$(BIN)/pikcha run
 
 ## Run the full test suite.
-test: install
+test: install tools
 	$(BIN)/python -m pytest
 
 lint: install
