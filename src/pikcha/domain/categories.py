@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import re
 
 
@@ -26,6 +27,7 @@ _STEMS: tuple[tuple[Category, tuple[str, ...]], ...] = (
 _WORD = re.compile(r"[^\W\d_]+")
 
 
+@functools.lru_cache(maxsize=4096)
 def category_code(name: str | None) -> Category | None:
     """The code of a shop category name, or ``None`` when no word matches."""
     if not name:
