@@ -95,6 +95,7 @@ def purchase(
         replace(item, purchase_id=purchase_id, line_no=number)
         for number, item in enumerate(lines or [line()])
     )
+
     return CleanPurchase(
         purchase_id=purchase_id,
         customer_id=customer_id,
