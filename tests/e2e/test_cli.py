@@ -31,7 +31,18 @@ def pikcha(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str
 
 @pytest.mark.parametrize(
     "command",
-    ["generate", "load", "publish", "stream", "features", "check", "replay", "run"],
+    [
+        "generate",
+        "load",
+        "publish",
+        "stream",
+        "features",
+        "check",
+        "replay",
+        "run",
+        "grafana",
+        "report",
+    ],
 )
 def test_every_command_has_help(tmp_path: Path, command: str) -> None:
     """``--help`` works on every command."""

@@ -494,5 +494,54 @@ def run(
     print_summary(summary)
 
 
+@main.command()
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("grafana"),
+    show_default=True,
+    help="Folder to write provisioning/ and dashboards/ into.",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Duplicate share above which the alert fires.",
+)
+@handle_errors
+def grafana(out: Path, threshold: float) -> None:
+    """Write Grafana's data source, dashboard and alert files, generated in code."""
+    try:
+        from pikcha.entrypoints import grafana as files
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("grafana_foundation_sdk"):
+            raise
+        raise ConfigurationError(
+            "pikcha grafana needs grafana-foundation-sdk, which is not installed; "
+            "install it with pip install 'pikcha[dev]'"
+        ) from exc
+    for path in files.write(out, threshold):
+        click.echo(f"wrote {path}")
+
+
+@main.command()
+@handle_errors
+def report() -> None:
+    """Write the HTML report (sales, customers, quality) to the object store."""
+    from pikcha.application.report import REPORT_KEY, write_report
+
+    with opened(load_settings()) as pipeline:
+        pipeline.warehouse.migrate()
+        write_report(
+            pipeline.warehouse,
+            pipeline.objects,
+            pipeline.wall_clock(),
+            pipeline.threshold,
+        )
+        where = pipeline.objects.location(REPORT_KEY)
+    click.echo(f"report -> {where}")
+
+
 if __name__ == "__main__":
     main()
