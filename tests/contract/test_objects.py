@@ -296,3 +296,9 @@ class TestLocalObjectStore(ObjectStoreContract):
         with pytest.raises(IntegrityError, match="is a folder"):
             store.put("d", b"z")
         assert [i.key for i in store.list()] == ["a", "d/e"]
+
+
+class TestS3ObjectStore(ObjectStoreContract):
+    @pytest.fixture
+    def make(self, tmp_path: Path, make_s3_store: MakeStore) -> MakeStore:
+        return make_s3_store

@@ -26,7 +26,7 @@ def wait_until(ready: Callable[[], bool], timeout: float, what: str) -> None:
         try:
             if ready():
                 return
-        except Exception:  # noqa: BLE001 - not ready yet, whatever the reason
+        except Exception:  # not ready yet, whatever the reason
             pass
         time.sleep(0.1)
     raise TimeoutError(f"{what} was not ready within {timeout:g} s")
