@@ -12,5 +12,5 @@ from pathlib import Path
 pytest_plugins = sorted(
     f"tests.services.{path.stem}"
     for path in (Path(__file__).parent / "services").glob("*.py")
-    if path.stem != "__init__"
+    if path.stem not in {"__init__", "ports"}
 )

@@ -173,3 +173,13 @@ def _alert(event: MutableMapping[str, Any]) -> Alert:
     }
 
     return Alert(title, text, severity, labels)
+
+
+class TestTelegramNotifier(NotifierContract):
+    @pytest.fixture
+    def subject(self, bot_api: Any) -> Iterator[tuple[Notifier, Delivered]]:
+        from pikcha.adapters.telegram import TelegramNotifier
+        from tests.services.telegram import CHAT_ID, TOKEN
+
+        notifier = TelegramNotifier(TOKEN, str(CHAT_ID), bot_api.url)
+        yield notifier, bot_api.alerts

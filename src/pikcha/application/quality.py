@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
 
+from pikcha.domain.errors import InfrastructureError, PikchaError
 from pikcha.domain.quality import DEFAULT_THRESHOLD, TableMetrics, as_fraction
 from pikcha.ports.notifier import Alert, Notifier
 from pikcha.ports.warehouse import Warehouse
@@ -52,9 +53,22 @@ def check_quality(
     metrics = warehouse.quality()
     warehouse.record_quality(load_id, checked_at, metrics)
     alerted = []
+    failures: list[str] = []
     for table in metrics:
-        if table.over(limit):
+        if not table.over(limit):
+            continue
+        # One table's failed alert must not silence the others.
+        try:
             notifier.send(duplicate_alert(table, limit, load_id, checked_at))
-            alerted.append(table.table)
+        except PikchaError as exc:
+            failures.append(f"{table.table}: {exc}")
+            continue
+        alerted.append(table.table)
+    if failures:
+        raise InfrastructureError(
+            f"{len(failures)} of {len(failures) + len(alerted)} alerts were not "
+            f"delivered (metrics of check {load_id} are recorded): "
+            + "; ".join(failures)
+        )
 
     return QualityReport(load_id, checked_at, limit, metrics, alerted)

@@ -236,3 +236,26 @@ def test_envelopes_carry_the_event_metadata(source: Path) -> None:
     assert envelope.mask_key_id == "test"
     assert envelope.source == "crm"
     assert envelope.entity_id == "cus-1000"
+
+
+def test_a_failed_alert_does_not_silence_the_others(source: Path) -> None:
+    """Every table over the threshold is tried; the failure is reported after."""
+    from pikcha.adapters.memory import InMemoryNotifier
+    from pikcha.domain.errors import InfrastructureError
+
+    class Flaky(InMemoryNotifier):
+        def send(self, alert):  # type: ignore[no-untyped-def]
+            if alert.labels["table"] == "raw_customers":
+                raise InfrastructureError("chat unreachable")
+            super().send(alert)
+
+    notifier = Flaky()
+    pipe = pipeline(notifier=notifier)
+    pipe.load(source)
+    for _ in range(3):
+        pipe.publish(resend=True)
+    pipe.project()
+
+    with pytest.raises(InfrastructureError, match="1 of 4 alerts"):
+        pipe.check_quality("check-2")
+    assert len(notifier.sent) == 3
