@@ -1,0 +1,1 @@
+"""The files Airflow's scheduler parses; point its folder setting here."""
