@@ -355,3 +355,175 @@ class TestSqliteCrmStore(CrmContract):
 
         with pytest.raises(InfrastructureError, match="closed"):
             crm.upsert(Entity.STORE, [store("s1")])
+
+
+class TestMongoCrmStore(CrmContract):
+    """Runs against SecantusDB, or the server PIKCHA_TEST_MONGODB names."""
+
+    @pytest.fixture
+    def make(
+        self, tmp_path: Path, new_mongodb_url: Callable[[], str]
+    ) -> Iterator[MakeCrm]:
+        from pikcha.adapters.mongo_crm import MongoCrmStore
+
+        yield from _closing(lambda: MongoCrmStore(new_mongodb_url()))
+
+    def test_keys_mongodb_forbids_and_huge_integers_round_trip(
+        self, crm: CrmStore
+    ) -> None:
+        """Keys with a leading $ or a dot, empty keys and big integers come back."""
+        documents = [
+            store("s1", **{"$set": 1, "a.b": {"$ref": "x", "$id": 2}}),
+            store("s2", big=2**70, nested={"": [1, {"x.y": None}]}),
+            store("s3", deep=[[[[[{"k": "v"}]]]]] * 2),
+        ]
+
+        crm.upsert(Entity.STORE, documents)
+
+        assert list(crm.scan(Entity.STORE)) == documents
+        changed = [dict(c.document) for c in crm.changes(Entity.STORE, 0, 10)]
+        assert changed == documents
+        assert crm.upsert(Entity.STORE, documents).unchanged == 3
+
+    def test_plain_documents_are_bson_and_the_rest_json_text(
+        self, new_mongodb_url: Callable[[], str]
+    ) -> None:
+        """A plain document is kept as a BSON sub-document, any other as JSON."""
+        from pymongo import MongoClient
+
+        from pikcha.adapters.mongo_crm import MongoCrmStore
+
+        url = new_mongodb_url()
+        crm = MongoCrmStore(url)
+        crm.upsert(Entity.STORE, [store("s1", n=1), store("s2", **{"$x": 1})])
+        crm.close()
+
+        with MongoClient(url) as client:
+            stored = {
+                r["_id"]: r for r in client.get_default_database()["stores"].find()
+            }
+        assert stored["s1"]["doc"] == store("s1", n=1)
+        assert (
+            stored["s2"]["json"] == '{"$x": 1, "store_id": "s2", "store_name": "Пикча"}'
+        )
+        assert stored["s1"]["batch"] == stored["s2"]["batch"]
+
+    def test_a_document_the_server_refuses_fails_alone(
+        self, new_mongodb_url: Callable[[], str]
+    ) -> None:
+        """A write the server rejects is reported with its reason; the rest land."""
+        from pymongo import MongoClient
+
+        from pikcha.adapters.mongo_crm import MongoCrmStore
+
+        url = new_mongodb_url()
+        with MongoClient(url) as client:
+            client.get_default_database().create_collection(
+                "stores", validator={"doc.city": {"$ne": "Нигде"}}
+            )
+        crm = MongoCrmStore(url)
+
+        report = crm.upsert(
+            Entity.STORE, [store("s1"), store("s2", city="Нигде"), store("s3")]
+        )
+
+        assert (report.inserted, [r for r, _ in report.failed]) == (
+            2,
+            ["store document #1"],
+        )
+        assert "refused by MongoDB" in report.failed[0][1]
+        assert [c.entity_id for c in crm.changes(Entity.STORE, 0, 10)] == ["s1", "s3"]
+        crm.close()
+
+    def test_a_batch_cut_off_before_its_feed_entries_is_fed_again(
+        self, new_mongodb_url: Callable[[], str]
+    ) -> None:
+        """Documents of a batch whose journal entry stayed open are fed again."""
+        from pymongo import MongoClient
+
+        from pikcha.adapters.mongo_crm import MongoCrmStore
+
+        url = new_mongodb_url()
+        crm = MongoCrmStore(url)
+        crm.upsert(Entity.STORE, [store("s1"), store("s2")])
+        crm.upsert(Entity.STORE, [store("s3")])
+        with MongoClient(url) as client:
+            database = client.get_default_database()
+            first = database["stores"].find_one({"_id": "s1"})
+            assert first is not None
+            # As if the process had died before it closed the batch's entry.
+            database["journal"].insert_one({"_id": first["batch"], "entity": "store"})
+
+        report = crm.upsert(Entity.STORE, [store("s1"), store("s2"), store("s3")])
+
+        assert (report.updated, report.unchanged) == (2, 1)
+        assert [c.entity_id for c in crm.changes(Entity.STORE, 3, 10)] == ["s1", "s2"]
+        assert crm.upsert(Entity.STORE, [store("s1"), store("s2")]).unchanged == 2
+        crm.close()
+
+    def test_an_insert_that_meets_a_stored_id_replaces_it(
+        self, crm: CrmStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """An id another writer stored after the read is written as an update."""
+        crm.upsert(Entity.STORE, [store("s1", city="Тверь")])
+        lookup = crm._lookup  # type: ignore[attr-defined]
+        # The read sees nothing, as if the document arrived just after it.
+        monkeypatch.setattr(crm, "_lookup", lambda c, ids, f=None: {})
+
+        report = crm.upsert(Entity.STORE, [store("s1", city="Москва")])
+
+        monkeypatch.setattr(crm, "_lookup", lookup)
+        assert report.failed == ()
+        assert list(crm.scan(Entity.STORE)) == [store("s1", city="Москва")]
+        assert [c.seq for c in crm.changes(Entity.STORE, 0, 10)] == [1, 2]
+
+    def test_the_feed_has_a_unique_index_on_seq(
+        self, new_mongodb_url: Callable[[], str]
+    ) -> None:
+        """The first write to an entity's feed creates its unique seq index."""
+        from pymongo import MongoClient
+
+        from pikcha.adapters.mongo_crm import MongoCrmStore
+
+        url = new_mongodb_url()
+        crm = MongoCrmStore(url)
+        crm.upsert(Entity.CUSTOMER, [{"customer_id": "c1"}])
+        crm.close()
+
+        with MongoClient(url) as client:
+            feed = client.get_default_database()["customers.changes"]
+            indexes = feed.index_information()
+        assert [
+            (spec["key"], spec.get("unique")) for name, spec in indexes.items()
+        ] == [([("_id", 1)], None), ([("seq", 1)], True)]
+
+    def test_documents_survive_reopening(
+        self, new_mongodb_url: Callable[[], str]
+    ) -> None:
+        """A new store on the same database sees the documents, feed and marks."""
+        from pikcha.adapters.mongo_crm import MongoCrmStore
+
+        url = new_mongodb_url()
+        crm = MongoCrmStore(url)
+        crm.upsert(Entity.STORE, [store("s1", city="Москва")])
+        crm.set_mark("m", 4)
+        crm.close()
+
+        reopened = MongoCrmStore(url)
+        reopened.upsert(Entity.STORE, [store("s2")])
+        assert list(reopened.scan(Entity.STORE)) == [
+            store("s1", city="Москва"),
+            store("s2"),
+        ]
+        assert [c.seq for c in reopened.changes(Entity.STORE, 0, 10)] == [1, 2]
+        assert reopened.get_mark("m") == 4
+        reopened.close()
+
+    def test_a_closed_store_refuses_work(self, crm: CrmStore) -> None:
+        """Any call after close raises an InfrastructureError saying so."""
+        crm.close()
+
+        with pytest.raises(InfrastructureError, match="closed"):
+            crm.upsert(Entity.STORE, [store("s1")])
+        with pytest.raises(InfrastructureError, match="closed"):
+            list(crm.scan(Entity.STORE))
