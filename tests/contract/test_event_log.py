@@ -452,3 +452,76 @@ _READER = textwrap.dedent(
     print(json.dumps([[m.offset, m.value.decode()] for m in seen]))
     """
 )
+
+
+class TestKafkaEventLog(EventLogContract):
+    """The contract on a Kafka-protocol broker; each log has its own topics."""
+
+    @pytest.fixture
+    def make(self, tmp_path: Path, kafka_bootstrap: str) -> Iterator[MakeLog]:
+        yield from _closing(lambda: _kafka_log(kafka_bootstrap))
+
+    def test_header_names_with_nul_and_backslash_survive(self, log: EventLog) -> None:
+        """Header names holding NUL or a backslash are read back unchanged."""
+        headers = {"a\x00b": "1", "c\\0": "2", "\\": "3", "event_id": "e-1"}
+        log.append("orders", [OutgoingMessage("k", b"v", headers)])
+
+        with log.consumer("g", ["orders"]) as consumer:
+            (message,) = drain(consumer, 1)
+
+        assert dict(message.headers) == headers
+
+    def test_streams_have_the_configured_partitions(self, log: EventLog) -> None:
+        """A created stream has as many partitions as the log was given."""
+        log.append("orders", [])
+
+        assert sorted(log.end_offsets("orders")) == [0, 1, 2]
+        assert log.committed("g", "orders") == {0: 0, 1: 0, 2: 0}
+
+    def test_an_oversized_message_is_refused_for_good(self, log: EventLog) -> None:
+        """A message over the client's size limit raises a non-transient error."""
+        with pytest.raises(InfrastructureError) as caught:
+            log.append("orders", [OutgoingMessage("k", b"x" * 2_000_000)])
+
+        assert not caught.value.transient
+
+    def test_an_unreachable_broker_is_a_transient_error(self) -> None:
+        """Appending with no broker listening raises a transient error naming it."""
+        from pikcha.adapters.kafka import KafkaEventLog
+        from tests.services.ports import free_port
+
+        servers = f"127.0.0.1:{free_port()}"
+        log = KafkaEventLog(f"kafka://{servers}", request_timeout=1.0)
+        try:
+            with pytest.raises(InfrastructureError, match=servers) as caught:
+                log.append("orders", messages("k"))
+        finally:
+            log.close()
+
+        assert caught.value.transient
+
+    @pytest.mark.parametrize(
+        "url", ["kafka://", "kafka://host", "kafka://h:1,h:x", "kafka://u:p@h:1"]
+    )
+    def test_a_bad_url_names_the_setting(self, url: str) -> None:
+        """A Kafka URL without host:port pairs raises naming PIKCHA_EVENT_LOG."""
+        from pikcha.adapters.kafka import KafkaEventLog
+
+        with pytest.raises(ConfigurationError, match="PIKCHA_EVENT_LOG") as caught:
+            KafkaEventLog(url)
+
+        assert ":p@" not in str(caught.value)
+
+
+def _kafka_log(servers: str) -> EventLog:
+    import uuid
+
+    from pikcha.adapters.kafka import KafkaEventLog
+    from tests.services.kafka import SESSION_TIMEOUT
+
+    return KafkaEventLog(
+        f"kafka://{servers}",
+        partitions=3,
+        topic_prefix=f"contract-{uuid.uuid4().hex[:12]}.",
+        session_timeout=SESSION_TIMEOUT,
+    )

@@ -581,17 +581,19 @@ class TestChdbWarehouse(WarehouseContract):
             warehouse.close()
 
     def test_a_second_process_on_the_same_path_is_refused(self, tmp_path: Path) -> None:
-        """While one process owns a chDB path, another gets a LockedError naming it."""
+        """While one process owns a chDB path, another's first call gets a
+        transient LockedError naming it."""
         path = tmp_path / "wh"
         warehouse = ClickHouseWarehouse(f"chdb://{path}")
+        warehouse.migrate()
         script = textwrap.dedent(
             f"""
             from pikcha.adapters.clickhouse import ClickHouseWarehouse
             from pikcha.domain.errors import LockedError
             try:
-                ClickHouseWarehouse("chdb://{path}")
+                ClickHouseWarehouse("chdb://{path}").migrate()
             except LockedError as exc:
-                print(exc)
+                print(exc.transient, exc)
             """
         )
         try:
@@ -606,7 +608,7 @@ class TestChdbWarehouse(WarehouseContract):
             warehouse.close()
 
         assert out == (
-            f"the warehouse at {path} is in use by another process "
+            f"True the warehouse at {path} is in use by another process "
             f"(pid {os.getpid()}); stop it or set PIKCHA_WAREHOUSE to another path"
         )
 
@@ -614,12 +616,23 @@ class TestChdbWarehouse(WarehouseContract):
         """After close, the same path opens again; while open, it does not."""
         url = f"chdb://{tmp_path}/wh"
         first = ClickHouseWarehouse(url)
-        with pytest.raises(LockedError, match="already open in this process"):
-            ClickHouseWarehouse(url)
+        first.migrate()
+        with pytest.raises(LockedError, match="already open in this process") as held:
+            ClickHouseWarehouse(url).migrate()
         first.close()
 
         second = ClickHouseWarehouse(url)
+        second.migrate()
         second.close()
+        assert not held.value.transient
+
+    def test_constructing_opens_nothing(self, tmp_path: Path) -> None:
+        """The path is neither created nor locked until the first call."""
+        path = tmp_path / "wh"
+        idle = ClickHouseWarehouse(f"chdb://{path}")
+
+        assert not path.exists()
+        idle.close()
 
     def test_a_closed_warehouse_refuses_work(self, tmp_path: Path) -> None:
         """Calls after close raise an InfrastructureError, not a driver error."""
@@ -646,8 +659,9 @@ class TestChdbWarehouse(WarehouseContract):
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
 
+        warehouse = ClickHouseWarehouse(f"http://admin:s3cret@127.0.0.1:{port}/shop")
         with pytest.raises(InfrastructureError, match="could not connect") as caught:
-            ClickHouseWarehouse(f"http://admin:s3cret@127.0.0.1:{port}/shop")
+            warehouse.migrate()
 
         assert caught.value.transient
         assert "admin:***@" in str(caught.value)

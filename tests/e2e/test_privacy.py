@@ -44,7 +44,12 @@ def _personal_values(source: Path) -> set[str]:
 
 def _run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIKCHA_")}
-    env.update(PIKCHA_HOME=str(home), PIKCHA_MASK_KEY=MASK_KEY, PIKCHA_MASK_KEY_ID="k1")
+    env.update(
+        PIKCHA_HOME=str(home),
+        PIKCHA_MASK_KEY=MASK_KEY,
+        PIKCHA_MASK_KEY_ID="k1",
+        PIKCHA_FEATURES="clickhouse",
+    )
 
     return subprocess.run(
         [sys.executable, "-m", "pikcha.entrypoints.cli", *args],

@@ -190,6 +190,7 @@ def test_the_cli_exports_features_to_the_bucket(
     environment |= s3_service.environ() | {
         "PIKCHA_HOME": str(tmp_path / "var"),
         "PIKCHA_OBJECTS": s3_url,
+        "PIKCHA_FEATURES": "clickhouse",
     }
     commands = [
         "run --now 2025-09-30T12:00:00 --as-of 2025-09-30 --purchases 300",

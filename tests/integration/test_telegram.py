@@ -399,6 +399,7 @@ def test_pikcha_run_alerts_once_per_table_over_the_threshold(
         "PIKCHA_HOME": str(tmp_path / "var"),
         "PIKCHA_NOTIFIER": f"telegram://?chat_id={CHAT_ID}&base_url={bot_api.url}",
         "PIKCHA_TELEGRAM_TOKEN": TOKEN,
+        "PIKCHA_FEATURES": "clickhouse",
     }
     source = tmp_path / "generated"
     _pikcha(

@@ -64,7 +64,7 @@ class LocalObjectStore:
             }
             self._write(self._sidecar(key), json.dumps(sidecar).encode())
         except OSError as exc:
-            raise self._unwritable(exc) from exc
+            raise self._unwritable(key, exc) from exc
 
         return ObjectInfo(key, len(data), digest, content_type)
 
@@ -134,7 +134,7 @@ class LocalObjectStore:
         try:
             self._tmp.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise self._unwritable(exc) from exc
+            raise self._unwritable(key, exc) from exc
         for ancestor in reversed(path.parents):
             if ancestor.is_relative_to(self.root) and ancestor.is_file():
                 conflict = ancestor.relative_to(self.root).as_posix()
@@ -152,7 +152,7 @@ class LocalObjectStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._meta.mkdir(exist_ok=True)
         except OSError as exc:
-            raise self._unwritable(exc) from exc
+            raise self._unwritable(key, exc) from exc
 
     def _write(self, target: Path, data: bytes) -> None:
         temporary = self._tmp / f"{secrets.token_hex(8)}.tmp"
@@ -194,11 +194,11 @@ class LocalObjectStore:
             f"{exc.strerror or exc}"
         )
 
-    def _unwritable(self, exc: OSError) -> InfrastructureError:
+    def _unwritable(self, key: str, exc: OSError) -> InfrastructureError:
         return InfrastructureError(
-            f"cannot write to the object store folder {str(self.root)!r}: "
-            f"{exc.strerror or exc}; set PIKCHA_OBJECTS to file:///PATH of a "
-            "writable directory"
+            f"cannot write object {key!r} to {str(self.root / key)!r} in the object "
+            f"store folder {str(self.root)!r}: {exc.strerror or exc}; set "
+            "PIKCHA_OBJECTS to file:///PATH of a writable directory with room for it"
         )
 
 

@@ -5,6 +5,12 @@ The source layout is ``DIR/<entity>s/*.json`` (one record per file) or
 write it. A file or line that cannot be read or does not have the record's
 shape is reported with its reason; everything else is loaded. The same id met
 again within one load is a re-sent record: the CRM is told to send it again.
+
+JSON Lines are split at line feeds only (a carriage return before one is
+white space): other Unicode line breaks are text within a record, and a line of
+JSON white space is no record. What is loaded must travel on as UTF-8 JSON, so
+NaN, Infinity, numbers beyond the range of a double and lone surrogates
+(escaped as backslash-u D800 to DFFF) are reported instead.
 """
 
 from __future__ import annotations
@@ -41,18 +47,27 @@ def _records(path: Path) -> Iterator[tuple[str, Any]]:
     raw = path.read_bytes()
     text = raw.decode("utf-8")
     if path.suffix == ".jsonl":
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                yield f"{path}:{number}", _decode(line, f"{path}:{number}")
+        for number, line in enumerate(text.split("\n"), start=1):
+            if line.strip(_JSON_SPACE):
+                yield f"{path}:{number}", _decode(line)
     else:
-        yield str(path), _decode(text, str(path))
+        yield str(path), _decode(text)
 
 
-def _decode(text: str, where: str) -> Any:
+_JSON_SPACE = " \t\r\n"
+
+
+def _decode(text: str) -> Any:
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_no_constant)
     except ValueError as exc:
         return _Unreadable(f"not valid JSON ({exc})")
+    except RecursionError:
+        return _Unreadable("not readable: JSON nested too deeply")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 @dataclass(frozen=True)
@@ -98,7 +113,11 @@ def load_directory(
 
 
 def _fingerprint(value: Any) -> int:
-    return hash(json.dumps(value, sort_keys=True, ensure_ascii=False))
+    """The hash of the value's canonical UTF-8 form; raises ValueError when it
+    has none (a number beyond a double's range, a lone surrogate)."""
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False)
+
+    return hash(text.encode("utf-8"))
 
 
 def _load_entity(
@@ -120,7 +139,9 @@ def _load_entity(
 
     def flush() -> None:
         if batch:
-            report.upserts = report.upserts + crm.upsert(entity, list(batch.values()))
+            upserted = crm.upsert(entity, list(batch.values()))
+            report.upserts = report.upserts + upserted
+            report.problems.extend(upserted.failed)
             batch.clear()
         if resend:
             report.resent += crm.resend(entity, resend)
@@ -142,9 +163,13 @@ def _load_entity(
             except RecordError as exc:
                 report.problems.append((where, f"{exc.field}: {exc.problem}"))
                 continue
+            try:
+                fingerprint = _fingerprint(value)
+            except (ValueError, RecursionError) as exc:
+                report.problems.append((where, f"cannot be carried as JSON ({exc})"))
+                continue
             rid = record_id(entity, value)
             assert rid is not None
-            fingerprint = _fingerprint(value)
             if rid in batch:
                 flush()
             if seen.get(rid) == fingerprint:

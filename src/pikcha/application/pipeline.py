@@ -107,11 +107,14 @@ class Pipeline:
     def make_projector(
         self, on_batch: Callable[[ProjectReport], None] | None = None
     ) -> Projector:
-        self.warehouse.migrate()
-
-        return Projector(
+        projector = Projector(
             self.event_log, self.warehouse, self.wall_clock, self.projector, on_batch
         )
+        # The warehouse may be held by another process, or down, for a while:
+        # wait for it with the patience the projection itself has.
+        projector._retry(self.warehouse.migrate)
+
+        return projector
 
     def project(
         self,

@@ -17,6 +17,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
+
+import structlog
 
 from pikcha.domain.cleaning import clean
 from pikcha.domain.entities import Entity, parse_record
@@ -29,6 +32,9 @@ from pikcha.domain.events import (
 )
 from pikcha.ports.event_log import Consumer, EventLog, Message, OutgoingMessage
 from pikcha.ports.warehouse import ProjectedEvent, RawEvent, Warehouse
+
+T = TypeVar("T")
+log = structlog.get_logger("pikcha.project")
 
 ENTITY_STREAMS = {stream_of(entity): entity for entity in Entity}
 DEFAULT_GROUP = "warehouse"
@@ -51,9 +57,15 @@ class ProjectorConfig:
     batch_size: int = 5000
     poll_timeout: float = 0.5
     max_message_bytes: int = MAX_MESSAGE_BYTES
-    retries: int = 8
+    # A transient failure (a warehouse held by another process or down, an
+    # unreachable broker) is retried after ``backoff`` seconds, doubling up to
+    # ``max_backoff``, until the waits add up to ``max_wait``; then it is raised.
     backoff: float = 0.2
     max_backoff: float = 10.0
+    max_wait: float = 60.0
+    # A run without follow also ends after this many seconds without a
+    # message, even if the end offsets still show a gap (None: never).
+    idle_timeout: float | None = 30.0
 
 
 def dead_letter(message: Message, reason: str) -> OutgoingMessage:
@@ -139,10 +151,17 @@ class Projector:
     def run(
         self, follow: bool = False, streams: Sequence[str] | None = None
     ) -> ProjectReport:
-        """Project until caught up (or, with ``follow``, until :attr:`stop` is set)."""
+        """Project until caught up (or, with ``follow``, until :attr:`stop` is set).
+
+        Caught up means the group has committed every stream's end offsets, or
+        nothing has arrived for ``idle_timeout`` seconds: a log may report end
+        offsets that no consumer reaches (a transactional producer's markers,
+        a broker that miscounts), and a run must still end.
+        """
         report = ProjectReport()
         names = list(streams or ENTITY_STREAMS)
         with self.log.consumer(self.config.group, names) as consumer:
+            last_message = time.monotonic()
             while not self.stop.is_set():
                 messages = consumer.poll(
                     self.config.batch_size, self.config.poll_timeout
@@ -150,19 +169,21 @@ class Projector:
                 if not messages:
                     if follow:
                         continue
-                    if self._caught_up(names):
+                    if self._caught_up(names, time.monotonic() - last_message):
                         break
                     continue
                 self._batch(consumer, messages, report)
+                last_message = time.monotonic()
 
         return report
 
-    def _caught_up(self, streams: Sequence[str]) -> bool:
+    def _caught_up(self, streams: Sequence[str], idle: float = 0.0) -> bool:
         for stream in streams:
             ends = self.log.end_offsets(stream)
             done = self.log.committed(self.config.group, stream)
             if any(done.get(partition, 0) < end for partition, end in ends.items()):
-                return False
+                limit = self.config.idle_timeout
+                return limit is not None and idle >= limit
 
         return True
 
@@ -198,15 +219,22 @@ class Projector:
         if self.on_batch:
             self.on_batch(report)
 
-    def _retry(self, action: Callable[[], int | None]) -> int:
+    def _retry(self, action: Callable[[], T]) -> T:
         delay = self.config.backoff
-        for attempt in range(self.config.retries + 1):
+        waited = 0.0
+        attempt = 1
+        while True:
             try:
-                return action() or 0
+                return action()
             except InfrastructureError as exc:
-                if not exc.transient or attempt == self.config.retries:
+                patience = self.config.max_wait - waited
+                if not exc.transient or patience <= 0:
                     raise
-                self.sleep(delay)
+                wait = min(delay, patience)
+                log.warning(
+                    "transient_failure", attempt=attempt, wait=wait, error=str(exc)
+                )
+                self.sleep(wait)
+                waited += wait
                 delay = min(delay * 2, self.config.max_backoff)
-
-        raise AssertionError("unreachable")
+                attempt += 1

@@ -51,4 +51,11 @@ class InfrastructureError(PikchaError):
 
 
 class LockedError(InfrastructureError):
-    """A resource that one process owns at a time is held by another one."""
+    """A resource that one process owns at a time is held by another one.
+
+    Transient unless said otherwise: the owner lets go when it ends, so waiting
+    may help; a lock this same process holds is not transient.
+    """
+
+    def __init__(self, message: str, *, transient: bool = True) -> None:
+        super().__init__(message, transient=transient)

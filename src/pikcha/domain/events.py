@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -54,6 +55,9 @@ def canonical_json(value: Any) -> bytes:
     except ValueError as exc:
         # UnicodeEncodeError (a lone surrogate) is a ValueError too.
         raise EnvelopeError(f"value cannot be serialised canonically: {exc}") from exc
+    except RecursionError:
+        # A value decoded just under the recursion limit can meet it here.
+        raise EnvelopeError("value nested too deeply to serialise") from None
 
 
 def _default(value: Any) -> Any:
@@ -151,11 +155,16 @@ def decode_envelope(data: bytes) -> Envelope:
     """Decode canonical bytes into an envelope; raises :class:`EnvelopeError`."""
     try:
         # Strictly UTF-8: json.loads would also guess UTF-16 or a BOM.
-        document = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+        text = data.decode("utf-8")
+        document = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise EnvelopeError(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise EnvelopeError("not JSON: nested too deeply to decode") from None
     if not isinstance(document, dict):
         raise EnvelopeError("an envelope must be a JSON object")
+    if _SURROGATE_ESCAPE.search(text):
+        _check_unicode(document)
     document = upcast(document)
     try:
         envelope = Envelope.model_validate(document)
@@ -167,6 +176,23 @@ def decode_envelope(data: bytes) -> Envelope:
         raise EnvelopeError(f"unknown event type {envelope.event_type!r}")
 
     return envelope
+
+
+# Valid UTF-8 holds no surrogate; only a \u escape can make one, so the full
+# check runs only on text that has such an escape (an emoji's pair included).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _check_unicode(document: dict[str, Any]) -> None:
+    try:
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        lone = exc.object[exc.start : exc.end]
+        raise EnvelopeError(
+            f"not valid Unicode: a lone surrogate {lone!r} that no warehouse can store"
+        ) from None
+    except RecursionError:
+        raise EnvelopeError("not JSON: nested too deeply to decode") from None
 
 
 def _reject_constant(name: str) -> float:

@@ -8,6 +8,7 @@ code 2; only a bug shows a traceback.
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import sys
 import time
@@ -32,8 +33,8 @@ from pikcha.application.pipeline import (
 )
 from pikcha.domain.errors import ConfigurationError, PikchaError
 from pikcha.entrypoints.container import Container, build_pipeline, close_pipeline
-from pikcha.entrypoints.logging import configure_logging
-from pikcha.entrypoints.settings import Settings
+from pikcha.entrypoints.logging import SECRET_WORDS, configure_logging
+from pikcha.entrypoints.settings import SCHEMES, Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = structlog.get_logger("pikcha.cli")
@@ -44,8 +45,13 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = "PIKCHA_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
-        raise ConfigurationError(f"{name}: {first['msg']}") from None
+        field = str(first["loc"][0]) if first["loc"] else ""
+        name = f"PIKCHA_{field.upper()}" if field else "settings"
+        secret = any(word in field for word in SECRET_WORDS)
+        value = "" if secret or not field else f"={first['input']!r}"
+        raise ConfigurationError(
+            f"{name}{value}: {first['msg']}; fix it in the environment or .env"
+        ) from None
 
 
 def handle_errors(command: F) -> F:
@@ -61,11 +67,27 @@ def handle_errors(command: F) -> F:
 
 
 def announce(settings: Settings) -> None:
-    """Configure logging with the secrets to redact, and say what is unsafe."""
+    """Configure logging with the secrets to redact."""
     secrets = [
-        s.get_secret_value() for s in (settings.mask_key, settings.telegram_token) if s
+        s.get_secret_value()
+        for s in (
+            settings.mask_key,
+            settings.telegram_token,
+            settings.kafka_sasl_password,
+        )
+        if s
+    ]
+    # Keys read straight from the environment by the S3 adapter.
+    secrets += [
+        os.environ[name]
+        for name in ("AWS_SECRET_ACCESS_KEY", "PIKCHA_S3_SECRET_KEY")
+        if os.environ.get(name)
     ]
     configure_logging(secrets)
+
+
+def warn_unsafe(settings: Settings) -> None:
+    """Say what is unsafe, once the ports are built: an error stays one line."""
     if settings.mask_key is None:
         click.echo(
             "pikcha: note: PIKCHA_MASK_KEY is unset; masking with the development "
@@ -78,10 +100,24 @@ def announce(settings: Settings) -> None:
 def opened(settings: Settings) -> Iterator[Pipeline]:
     announce(settings)
     pipeline = build_pipeline(settings)
+    warn_unsafe(settings)
     try:
         yield pipeline
     finally:
         close_pipeline(pipeline)
+
+
+@contextmanager
+def unwritable(flag: str, folder: Path) -> Iterator[None]:
+    """Turn a failure to write under a folder given by a flag into one line."""
+    try:
+        yield
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise ConfigurationError(
+            f"cannot write under {flag} {folder}: {exc.strerror or exc}{where}; "
+            f"give {flag} a folder that can be written"
+        ) from exc
 
 
 class Progress:
@@ -211,7 +247,9 @@ def generator_config(
 ) -> Any:
     from pikcha.application.generate import GeneratorConfig
 
-    moment = datetime.now().replace(microsecond=0)
+    # Midnight, not the current second: the same seed gives the same files all
+    # day; --now makes them the same on any day.
+    moment = datetime.combine(date.today(), datetime.min.time())
     if now is not None:
         try:
             moment = datetime.fromisoformat(now)
@@ -250,7 +288,11 @@ def generator_config(
     help="One file per record, or JSON Lines (default: files up to "
     "100,000 purchases, JSON Lines above).",
 )
-@click.option("--now", default=None, help="The generator's 'now' (ISO date-time).")
+@click.option(
+    "--now",
+    default=None,
+    help="The generator's 'now' (ISO date-time; default: today at 00:00).",
+)
 @click.option(
     "--follow",
     is_flag=True,
@@ -285,8 +327,8 @@ def generate(
     config = generator_config(seed, purchases, now, **shares)
     fmt = fmt or ("jsonl" if config.purchases > 100_000 else "files")
     writer = write_jsonl if fmt == "jsonl" else write_files
-    with Progress("generate", config.purchases) as progress:
-        report = writer(config, out, progress=progress)
+    with unwritable("--out", out), Progress("generate", config.purchases) as bar:
+        report = writer(config, out, progress=bar)
     parts = ", ".join(f"{entity.value} {n}" for entity, n in report.records.items())
     click.echo(f"generated {report.total} records ({parts}) into {out}")
 
@@ -302,17 +344,19 @@ def generate_live(
     from pikcha.application.publish import EnvelopeFactory, publish_records
 
     config = generator_config(seed, purchases or 10**12, now, **shares)
-    stop = stop_on_signals()
     settings = load_settings()
+    for port in SCHEMES:
+        settings.url(port)
     announce(settings)
     # Only the event log is opened: the warehouse stays free for a projector.
     container = Container()
     container.settings.override(providers.Object(settings))
+    masker = container.masker()
     log_port = container.event_log()
+    warn_unsafe(settings)
+    stop = stop_on_signals()
     try:
-        factory = EnvelopeFactory(
-            container.masker(), new_event_id, utc_now, source="generator"
-        )
+        factory = EnvelopeFactory(masker, new_event_id, utc_now, source="generator")
         with Progress("publish") as progress:
             report = publish_records(
                 iter_records(config),
@@ -339,7 +383,9 @@ def stop_on_signals() -> Any:
 
 
 @main.command()
-@click.argument("directory", type=click.Path(path_type=Path))
+@click.argument(
+    "directory", type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
 @handle_errors
 def load(directory: Path) -> None:
     """Load source files (DIR/<entity>s/*.json or *.jsonl) into the CRM."""
@@ -454,7 +500,7 @@ def replay() -> None:
 @main.command()
 @click.option(
     "--source",
-    type=click.Path(path_type=Path),
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=None,
     help="Load this folder instead of generating data.",
 )
@@ -521,7 +567,9 @@ def grafana(out: Path, threshold: float) -> None:
             "pikcha grafana needs grafana-foundation-sdk, which is not installed; "
             "install it with pip install 'pikcha[dev]'"
         ) from exc
-    for path in files.write(out, threshold):
+    with unwritable("--out", out):
+        written = files.write(out, threshold)
+    for path in written:
         click.echo(f"wrote {path}")
 
 

@@ -15,7 +15,12 @@ from pikcha.application.pipeline import Pipeline
 from pikcha.application.project import ProjectorConfig
 from pikcha.domain.errors import ConfigurationError
 from pikcha.domain.masking import Masker
-from pikcha.entrypoints.settings import DEVELOPMENT_MASK_KEY, Settings, local_path
+from pikcha.entrypoints.settings import (
+    DEVELOPMENT_MASK_KEY,
+    SCHEMES,
+    Settings,
+    local_path,
+)
 from pikcha.ports import (
     CrmStore,
     EventLog,
@@ -41,9 +46,27 @@ def make_event_log(settings: Settings) -> EventLog:
         from pikcha.adapters.sqlite_event_log import SqliteEventLog
 
         return SqliteEventLog(local_path(url, "PIKCHA_EVENT_LOG"))
+    if scheme == "kafka":
+        from pikcha.adapters.kafka import KafkaEventLog, KafkaSecurity
+
+        password = settings.kafka_sasl_password
+        return KafkaEventLog(
+            url,
+            partitions=settings.kafka_partitions,
+            replication=settings.kafka_replication,
+            topic_prefix=settings.kafka_topic_prefix,
+            session_timeout=settings.kafka_session_timeout_ms / 1000,
+            security=KafkaSecurity(
+                protocol=settings.kafka_security_protocol,
+                sasl_mechanism=settings.kafka_sasl_mechanism,
+                sasl_username=settings.kafka_sasl_username,
+                sasl_password=password.get_secret_value() if password else None,
+                ssl_ca_location=settings.kafka_ssl_ca_location,
+            ),
+        )
     raise ConfigurationError(
         f"PIKCHA_EVENT_LOG={url}: the {scheme}:// event log is not available in this "
-        "version; use sqlite:///var/events.db or memory://"
+        "version; use sqlite:///var/events.db, kafka://host:9092 or memory://"
     )
 
 
@@ -73,9 +96,13 @@ def make_crm(settings: Settings) -> CrmStore:
         from pikcha.adapters.sqlite_crm import SqliteCrmStore
 
         return SqliteCrmStore(local_path(url, "PIKCHA_CRM"))
+    if scheme in ("mongodb", "mongodb+srv"):
+        from pikcha.adapters.mongo_crm import MongoCrmStore
+
+        return MongoCrmStore(url)
     raise ConfigurationError(
         f"PIKCHA_CRM={url}: the {scheme}:// CRM is not available in this version; "
-        "use sqlite:///var/crm.db or memory://"
+        "use sqlite:///var/crm.db, mongodb://host:27017/pikcha or memory://"
     )
 
 
@@ -90,9 +117,13 @@ def make_objects(settings: Settings) -> ObjectStore:
         from pikcha.adapters.local_objects import LocalObjectStore
 
         return LocalObjectStore(local_path(url, "PIKCHA_OBJECTS"))
+    if scheme == "s3":
+        from pikcha.adapters.s3_objects import S3ObjectStore
+
+        return S3ObjectStore.from_url(url)
     raise ConfigurationError(
         f"PIKCHA_OBJECTS={url}: the {scheme}:// object store is not available in this "
-        "version; use file:///var/objects or memory://"
+        "version; use file:///var/objects, s3://BUCKET?endpoint=HOST:PORT or memory://"
     )
 
 
@@ -107,32 +138,47 @@ def make_notifier(settings: Settings) -> Notifier:
         from pikcha.adapters.log_notifier import LogNotifier
 
         return LogNotifier()
+    if scheme == "telegram":
+        from pikcha.adapters.telegram import TelegramNotifier
+
+        token = settings.telegram_token
+        secret = token.get_secret_value() if token else None
+        return TelegramNotifier.from_url(url, secret)
     raise ConfigurationError(
         f"PIKCHA_NOTIFIER={url}: the {scheme}:// notifier is not available in this "
-        "version; use log:// or memory://"
+        "version; use log://, telegram://?chat_id=... or memory://"
     )
 
 
 def make_features(settings: Settings, warehouse: Warehouse) -> FeatureEngine:
-    if settings.features == "reference":
+    choice = settings.features
+    client: Any = None
+    if choice != "reference":
+        client = getattr(warehouse, "client", None)
+    if choice == "auto":
+        from pikcha.adapters.spark_features import spark_problem
+
+        if client is None:
+            choice = "reference"
+        else:
+            choice = "clickhouse" if spark_problem() else "spark"
+    if choice == "reference":
         from pikcha.adapters.reference_features import ReferenceFeatureEngine
 
         return ReferenceFeatureEngine(warehouse)
-    if settings.features == "clickhouse":
-        client: Any = getattr(warehouse, "client", None)
-        if client is None:
-            raise ConfigurationError(
-                "PIKCHA_FEATURES=clickhouse needs a ClickHouse warehouse, but "
-                f"PIKCHA_WAREHOUSE is {settings.url('warehouse')}; set "
-                "PIKCHA_FEATURES=reference or PIKCHA_WAREHOUSE=chdb:///var/warehouse"
-            )
+    if client is None:
+        raise ConfigurationError(
+            f"PIKCHA_FEATURES={choice} needs a ClickHouse warehouse, but "
+            f"PIKCHA_WAREHOUSE is {settings.url('warehouse')}; set "
+            "PIKCHA_FEATURES=reference or PIKCHA_WAREHOUSE=chdb:///var/warehouse"
+        )
+    if choice == "clickhouse":
         from pikcha.adapters.clickhouse.features import ClickHouseFeatureEngine
 
         return ClickHouseFeatureEngine(client)
-    raise ConfigurationError(
-        "PIKCHA_FEATURES=spark is not available in this version; "
-        "set PIKCHA_FEATURES=clickhouse or reference"
-    )
+    from pikcha.adapters.spark_features import SparkFeatureEngine
+
+    return SparkFeatureEngine(client, settings.spark_master)
 
 
 def make_masker(settings: Settings) -> Masker:
@@ -178,6 +224,20 @@ def build_pipeline(settings: Settings | None = None) -> Pipeline:
     container = Container()
     if settings is not None:
         container.settings.override(providers.Object(settings))
+    # Every URL is checked, and the ports that create nothing are built, before
+    # any port that writes a file when built (the SQLite ones): a bad setting
+    # leaves no trace behind. The warehouse opens only when first used.
+    chosen: Settings = container.settings()
+    for port in SCHEMES:
+        chosen.url(port)
+    container.masker()
+    container.notifier()
+    container.objects()
+    container.features()
+    for port in sorted(
+        ("event_log", "crm"), key=lambda name: chosen.url(name).startswith("sqlite:")
+    ):
+        getattr(container, port)()
     pipeline: Pipeline = container.pipeline()
 
     return pipeline

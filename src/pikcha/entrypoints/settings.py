@@ -37,13 +37,48 @@ class Settings(BaseSettings):
     crm: str = ""
     objects: str = ""
     notifier: str = "log://"
-    features: Literal["reference", "clickhouse", "spark"] = "clickhouse"
+    features: Literal["auto", "reference", "clickhouse", "spark"] = Field(
+        "auto",
+        description="Feature engine; auto is spark when Java and pyspark are "
+        "present, else clickhouse (reference on a warehouse that is not ClickHouse).",
+    )
     mask_key: SecretStr | None = None
     mask_key_id: str = "dev"
     phone_region: str = "RU"
     telegram_token: SecretStr | None = None
     duplicate_threshold: float = Field(0.5, ge=0, le=1)
     batch_size: int = Field(5000, ge=1)
+    spark_master: str = Field(
+        "local[*]", description="Spark master URL: local[*], spark://host:7077, ..."
+    )
+    kafka_partitions: int = Field(
+        6, ge=1, description="Partitions of each topic Pikcha creates on Kafka."
+    )
+    kafka_replication: int = Field(
+        1, ge=1, description="Replication factor of each topic Pikcha creates."
+    )
+    kafka_topic_prefix: str = Field(
+        "pikcha.", description="Prefix of Pikcha's topic and consumer group names."
+    )
+    kafka_session_timeout_ms: int = Field(
+        6000,
+        ge=500,
+        description="Consumer session timeout; a dead member's "
+        "partitions move after it, and a new member joins in about half of it.",
+    )
+    kafka_security_protocol: (
+        Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] | None
+    ) = Field(None, description="Kafka security.protocol (PLAINTEXT when unset).")
+    kafka_sasl_mechanism: str | None = Field(
+        None, description="Kafka sasl.mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512."
+    )
+    kafka_sasl_username: str | None = Field(None, description="Kafka SASL user.")
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="Kafka SASL password (a secret: never logged)."
+    )
+    kafka_ssl_ca_location: str | None = Field(
+        None, description="CA certificate file to verify the Kafka brokers with."
+    )
 
     @field_validator("event_log", "warehouse", "crm", "objects", "notifier")
     @classmethod

@@ -90,7 +90,11 @@ def server_target(url: str) -> tuple[dict[str, Any], str]:
 
 
 def hold(path: Path) -> IO[str]:
-    """Take ``<path>/.pikcha.lock`` for this process, or raise LockedError."""
+    """Take ``<path>/.pikcha.lock`` for this process, or raise LockedError.
+
+    The error is transient when another process holds the lock: it lets go when
+    it ends.
+    """
     try:
         path.mkdir(parents=True, exist_ok=True)
         handle = (path / ".pikcha.lock").open("a+", encoding="ascii")
@@ -106,10 +110,12 @@ def hold(path: Path) -> IO[str]:
         owner = handle.read().strip() or "unknown"
         handle.close()
         if owner == str(os.getpid()):
+            # Waiting cannot free a lock that this very process holds.
             raise LockedError(
                 f"the warehouse at {path} is already open in this process "
                 f"(pid {owner}); close it first or set PIKCHA_WAREHOUSE to another "
-                "path"
+                "path",
+                transient=False,
             ) from exc
         raise LockedError(
             f"the warehouse at {path} is in use by another process (pid {owner}); "

@@ -3,6 +3,11 @@
 One code path serves ``chdb:///abs/path`` (chDB embedded in this process) and
 ``http(s)://user:password@host:8123/db`` (a server). A chDB path belongs to one
 process at a time; the adapter holds ``<path>/.pikcha.lock`` while it is open.
+
+The adapter opens at its first call, not when constructed, and each call tries
+again until it has: a path another process holds, or a server that is down,
+raises a transient :class:`InfrastructureError` (a :class:`LockedError` for
+the path) that a caller may retry with the same object.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 from urllib.parse import urlsplit
 
 from clickhouse_connect.driver.client import Client
@@ -64,40 +69,29 @@ class ClickHouseWarehouse:
         self._migrations_dir = migrations_dir
         self._mutex = threading.RLock()
         self._lockfile: IO[str] | None = None
-        self._server = False
         self._client: Client | None = None
+        self._closed = False
+        self._path: Path | None = None
+        self._target: dict[str, Any] = {}
+        self._database = ""
         scheme = urlsplit(url).scheme
         if scheme == "chdb":
-            path = connection.chdb_path(url)
-            self._lockfile = connection.hold(path)
-            try:
-                self._client = self._open(dsn=f"chdb://{path}")
-            except BaseException:
-                self.close()
-                raise
+            self._path = connection.chdb_path(url)
         elif scheme in ("http", "https"):
-            self._server = True
-            target, database = connection.server_target(url)
-            bootstrap = self._open(**target)
-            try:
-                bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
-            except ClickHouseError as exc:
-                raise self._failed(f"create the database {database}", exc) from exc
-            finally:
-                bootstrap.close()
-            self._client = self._open(**target, database=database)
+            self._target, self._database = connection.server_target(url)
         else:
             raise ConfigurationError(
                 f"warehouse URL {self._where} has an unknown scheme {scheme!r}; set "
                 f"PIKCHA_WAREHOUSE to {connection.USAGE}"
             )
+        self._server = self._path is None
 
     @property
     def client(self) -> Client:
-        """The open clickhouse-connect client, for other ClickHouse adapters
-        that read this warehouse (the SQL feature engine)."""
-        with self._calling("lend its client") as client:
-            return client
+        """A clickhouse-connect client of this warehouse, for other ClickHouse
+        adapters that read it (the feature engines). Lending it opens nothing:
+        the warehouse opens at the client's first use."""
+        return cast(Client, _LentClient(self))
 
     def migrate(self) -> list[str]:
         with self._calling("apply migrations") as client:
@@ -293,6 +287,7 @@ class ClickHouseWarehouse:
 
     def close(self) -> None:
         with self._mutex:
+            self._closed = True
             if self._client is not None:
                 self._client.close()
                 self._client = None
@@ -327,14 +322,36 @@ class ClickHouseWarehouse:
     @contextmanager
     def _calling(self, doing: str) -> Iterator[Client]:
         with self._mutex:
-            if self._client is None:
+            if self._closed:
                 raise InfrastructureError(
                     f"warehouse {self._where} is closed; open a new ClickHouseWarehouse"
                 )
+            if self._client is None:
+                self._client = self._connect()
             try:
                 yield self._client
             except ClickHouseError as exc:
                 raise self._failed(doing, exc) from exc
+
+    def _connect(self) -> Client:
+        if self._path is None:
+            bootstrap = self._open(**self._target)
+            try:
+                bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{self._database}`")
+            except ClickHouseError as exc:
+                raise self._failed(
+                    f"create the database {self._database}", exc
+                ) from exc
+            finally:
+                bootstrap.close()
+            return self._open(**self._target, database=self._database)
+        self._lockfile = connection.hold(self._path)
+        try:
+            return self._open(dsn=f"chdb://{self._path}")
+        except BaseException:
+            connection.release(self._lockfile)
+            self._lockfile = None
+            raise
 
     def _failed(self, doing: str, exc: ClickHouseError) -> InfrastructureError:
         hint = ""
@@ -351,6 +368,17 @@ class ClickHouseWarehouse:
             return connection.open_client(**target)
         except ClickHouseError as exc:
             raise self._failed("connect", exc) from exc
+
+
+class _LentClient:
+    """Stands in for the client until it is used, then opens the warehouse."""
+
+    def __init__(self, warehouse: ClickHouseWarehouse) -> None:
+        self._warehouse = warehouse
+
+    def __getattr__(self, name: str) -> Any:
+        with self._warehouse._calling("lend its client") as client:
+            return getattr(client, name)
 
 
 def _rows(client: Client, sql: str, **parameters: Any) -> list[Row]:
