@@ -23,7 +23,7 @@ from pikcha.adapters.memory import InMemoryCrmStore, InMemoryEventLog
 from pikcha.adapters.memory_warehouse import InMemoryWarehouse
 from pikcha.application.generate import GeneratorConfig, iter_records
 from pikcha.application.load import load_directory
-from pikcha.application.project import Projector, ProjectorConfig
+from pikcha.application.project import Projector, ProjectorConfig, ProjectReport
 from pikcha.domain.entities import Entity
 from pikcha.domain.errors import EnvelopeError
 from pikcha.domain.events import (
@@ -79,14 +79,15 @@ scalars = st.one_of(
     st.sampled_from(NUMBERS),
     texts,
 )
-values = st.recursive(
-    scalars,
-    lambda inner: (
-        st.lists(inner, max_size=3)
-        | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=6,
-)
+
+
+def containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(inner, max_size=3) | st.dictionaries(
+        st.text(max_size=6), inner, max_size=3
+    )
+
+
+values = st.recursive(scalars, containers, max_leaves=6)
 
 
 def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -334,7 +335,9 @@ def messages(draw: st.DrawFn) -> list[tuple[str, bytes]]:
     return found
 
 
-def projected(batch: list[tuple[str, bytes]]) -> tuple[Any, InMemoryEventLog, Any]:
+def projected(
+    batch: list[tuple[str, bytes]],
+) -> tuple[ProjectReport, InMemoryEventLog, InMemoryWarehouse]:
     log = InMemoryEventLog()
     for stream, data in batch:
         log.append(stream, [OutgoingMessage(key="k", value=data)])
