@@ -7,6 +7,7 @@ import io
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -219,3 +220,46 @@ def test_the_cli_exports_features_to_the_bucket(
     for key, digest in manifest["files"].items():
         assert hashlib.sha256(store.get(key)).hexdigest() == digest
     assert f"s3://{store.bucket}/{name}.csv" in result.stdout
+
+
+def test_spark_features_land_in_the_bucket(
+    s3_service: S3Service, s3_url: str, tmp_path: Path
+) -> None:
+    """With PIKCHA_FEATURES=spark, run and ``features --engine spark`` export to S3."""
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("Java is not installed; install Java 17 or later for Spark")
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("PIKCHA_") and key not in KEY_VARIABLES
+    }
+    environment |= s3_service.environ() | {
+        "PIKCHA_HOME": str(tmp_path / "var"),
+        "PIKCHA_OBJECTS": s3_url,
+        "PIKCHA_FEATURES": "spark",
+    }
+    commands = [
+        "run --now 2025-08-01T12:00:00 --as-of 2025-08-01 --purchases 300",
+        "features --engine spark --as-of 2025-08-01",
+    ]
+    outputs = []
+    for command in commands:
+        result = subprocess.run(
+            [sys.executable, "-m", "pikcha.entrypoints.cli", *command.split()],
+            cwd=tmp_path,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout)
+    store = S3ObjectStore.from_url(s3_url, s3_service.environ())
+    name = "features/analytic_result_2025_08_01"
+
+    found = {info.key for info in store.list("features/")}
+
+    assert found == {f"{name}.csv", f"{name}.parquet", f"{name}.manifest.json"}
+    assert json.loads(store.get(f"{name}.manifest.json"))["engine"] == "spark"
+    assert "engine spark" in outputs[0]
+    assert "by spark" in outputs[1]
