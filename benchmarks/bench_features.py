@@ -11,7 +11,7 @@ with the rows path (the views fetched as Python tuples and handed to
 the figures come with the proof that the engines agree.
 
 Run: ``python benchmarks/bench_features.py [--purchases N] [--out PATH]
-[--data DIR] [--driver-memory 4g] [--no-rows-path]``. ``--data`` keeps the
+[--data DIR] [--driver-memory 2g] [--no-rows-path]``. ``--data`` keeps the
 built warehouse in DIR and reuses it when it is already there.
 """
 
@@ -287,7 +287,7 @@ def main() -> None:
     parser.add_argument("--purchases", type=int, default=1_000_000)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--data", type=Path, default=None)
-    parser.add_argument("--driver-memory", default="4g")
+    parser.add_argument("--driver-memory", default="2g")
     parser.add_argument("--no-rows-path", action="store_true")
     options, _ = parser.parse_known_args()
 

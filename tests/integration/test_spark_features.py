@@ -196,7 +196,7 @@ def test_spark_equals_the_others_on_100000_generated_purchases(
     assert_all_agree(spark_rows, clickhouse_rows, reference_rows)
 
 
-def test_spark_engine_is_named_spark(client: Client) -> None:
+def test_spark_engine_is_named_spark(spark: SparkSession, client: Client) -> None:
     """The engine reports its name for manifests and the run summary."""
     assert SparkFeatureEngine(client).name == "spark"
 
@@ -297,13 +297,17 @@ def test_auto_uses_the_reference_on_a_warehouse_in_memory() -> None:
     assert isinstance(engine, ReferenceFeatureEngine)
 
 
-def test_spark_takes_its_master_from_the_settings(
-    warehouse: ClickHouseWarehouse,
+def test_spark_takes_its_master_and_memory_from_the_settings(
+    spark: SparkSession, warehouse: ClickHouseWarehouse
 ) -> None:
-    """PIKCHA_SPARK_MASTER reaches the engine."""
-    engine = make_features(
-        Settings(features="spark", spark_master="spark://127.0.0.1:7077"), warehouse
+    """PIKCHA_SPARK_MASTER and PIKCHA_SPARK_DRIVER_MEMORY reach the engine."""
+    settings = Settings(
+        features="spark",
+        spark_master="spark://127.0.0.1:7077",
+        spark_driver_memory="3g",
     )
 
+    engine = make_features(settings, warehouse)
+
     assert isinstance(engine, SparkFeatureEngine)
-    assert engine.master == "spark://127.0.0.1:7077"
+    assert (engine.master, engine.driver_memory) == ("spark://127.0.0.1:7077", "3g")

@@ -226,7 +226,8 @@ def _start(
 ) -> SparkSession:
     from pyspark.sql import SparkSession
 
-    if master.startswith("local"):
+    local = master.startswith("local")
+    if local:
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     options = {
         "spark.ui.enabled": "false",
@@ -243,6 +244,10 @@ def _start(
     }
     if driver_memory:
         options["spark.driver.memory"] = driver_memory
+    if local:
+        # A local JVM short of heap can lose a scheduler thread and wait
+        # forever; ending it turns that into an error the engine reports.
+        options["spark.driver.extraJavaOptions"] = "-XX:+ExitOnOutOfMemoryError"
     builder = SparkSession.builder.master(master).appName("pikcha-features")
     for key, value in options.items():
         builder = builder.config(key, value)
@@ -279,8 +284,8 @@ class SparkFeatureEngine:
         if problem:
             raise ConfigurationError(problem)
         self.master = master
+        self.driver_memory = driver_memory
         self._source = source
-        self._driver_memory = driver_memory
         self._shuffle_partitions = shuffle_partitions
 
     def compute(self, as_of: datetime) -> list[FeatureRow]:
@@ -289,7 +294,7 @@ class SparkFeatureEngine:
         fetched = [self._fetch(view, wall_clock) for view in SOURCES]
         spark = spark_session(
             self.master,
-            driver_memory=self._driver_memory,
+            driver_memory=self.driver_memory,
             shuffle_partitions=self._shuffle_partitions,
         )
         try:
@@ -297,17 +302,19 @@ class SparkFeatureEngine:
                 frames, codes = self._frames(spark, fetched)
                 del fetched
                 table = feature_frame(*frames, as_of=wall_clock, codes=codes).toArrow()
-        except _spark_errors() as exc:
+        except _spark_errors(OSError) as exc:
             raise InfrastructureError(
                 f"Spark on {self.master} could not compute the features as of "
                 f"{wall_clock.isoformat()}: {_first_line(exc)}; check "
-                "PIKCHA_SPARK_MASTER"
+                "PIKCHA_SPARK_MASTER, and give the driver more memory with "
+                "PIKCHA_SPARK_DRIVER_MEMORY (about 2g per million purchases on a "
+                "local master)"
             ) from exc
 
         return feature_rows(table)
 
     def _fetch(self, view: str, as_of: datetime) -> Any:
-        """What ``createDataFrame`` receives for a view: here an Arrow table."""
+        """The view as Arrow, with :func:`numbered`'s columns and values."""
         from clickhouse_connect.driver.exceptions import (
             ClickHouseError,
             OperationalError,

@@ -178,7 +178,9 @@ def make_features(settings: Settings, warehouse: Warehouse) -> FeatureEngine:
         return ClickHouseFeatureEngine(client)
     from pikcha.adapters.spark_features import SparkFeatureEngine
 
-    return SparkFeatureEngine(client, settings.spark_master)
+    return SparkFeatureEngine(
+        client, settings.spark_master, driver_memory=settings.spark_driver_memory
+    )
 
 
 def make_masker(settings: Settings) -> Masker:

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     spark_master: str = Field(
         "local[*]", description="Spark master URL: local[*], spark://host:7077, ..."
     )
+    spark_driver_memory: str | None = Field(
+        None, description="spark.driver.memory, e.g. 2g; unset leaves Spark's own."
+    )
     kafka_partitions: int = Field(
         6, ge=1, description="Partitions of each topic Pikcha creates on Kafka."
     )
