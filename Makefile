@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-all
 
-.PHONY: install tools run test lint format bench clean
+.PHONY: install tools run test lint format bench soak clean
 
 # Clients from Debian's packages that some tests drive: kcat (a Kafka client in
 # C), chromium (headless, for the HTML report) and docker-compose (validates
@@ -50,9 +50,16 @@ format: install
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
 
-## Run every benchmark; figures land in benchmarks/results/*.json.
+## Run every benchmark; writes benchmarks/results.json and docs/performance.md.
+PURCHASES ?= 100000
 bench: install
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks --purchases $(PURCHASES)
+
+## A live publisher and a following projector for MINUTES; not part of test.
+MINUTES ?= 10
+RATE ?= 5000
+soak: install
+	$(BIN)/python benchmarks/soak.py --minutes $(MINUTES) --rate $(RATE)
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -28,18 +28,17 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-NOW = datetime(2025, 9, 30, 12, 0)
+if __package__ in {None, ""}:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import NOW, in_child, peak_rss_mib
+
 AS_OF = datetime(2025, 9, 30, 23, 59, 59, 999_999)
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "features.json"
 BATCH = 20_000
-
-
-def peak_rss_mib() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def descendants() -> set[int]:
@@ -275,13 +274,6 @@ def run_engine(folder: Path, engine: str, driver_memory: str | None) -> dict[str
     return figures
 
 
-def child(name: str, *args: Any) -> dict[str, Any]:
-    with get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
-        result: dict[str, Any] = pool.apply(globals()[name], args)
-
-    return result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--purchases", type=int, default=1_000_000)
@@ -306,7 +298,7 @@ def main() -> None:
             figures["build"] = json.loads(marker.read_text())
             figures["build"]["reused"] = True
         else:
-            figures["build"] = child("build", folder.resolve(), options.purchases)
+            figures["build"] = in_child(build, folder.resolve(), options.purchases)
             marker.write_text(json.dumps(figures["build"]))
         if figures["build"]["rows"]["current_purchases"] != options.purchases:
             raise SystemExit(f"{folder} holds another volume; pick another --data")
@@ -315,8 +307,8 @@ def main() -> None:
         if not options.no_rows_path:
             engines.insert(2, "spark_rows_path")
         for engine in engines:
-            figures[engine] = child(
-                "run_engine", folder.resolve(), engine, options.driver_memory
+            figures[engine] = in_child(
+                run_engine, folder.resolve(), engine, options.driver_memory
             )
             print(engine, json.dumps(figures[engine]), flush=True)
     figures["load_average_at_end"] = os.getloadavg()

@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import sys
 import tempfile
 import time
@@ -20,6 +19,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+if __package__ in {None, ""}:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import peak_rss_mib
 from pikcha.application.generate import GeneratorConfig, iter_records, write_jsonl
 from pikcha.domain.entities import Entity
 from pikcha.domain.masking import Masker
@@ -35,14 +38,6 @@ def pin_to_one_core() -> int | None:
     os.sched_setaffinity(0, {core})
 
     return core
-
-
-def peak_rss_mib() -> float:
-    # ru_maxrss is in KiB on Linux and in bytes on macOS.
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    scale = 1024 * 1024 if sys.platform == "darwin" else 1024
-
-    return round(peak / scale, 1)
 
 
 def bench_generate(purchases: int, seed: int) -> dict[str, Any]:

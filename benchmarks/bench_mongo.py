@@ -21,9 +21,7 @@ import argparse
 import json
 import os
 import platform
-import resource
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,20 +29,15 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-NOW = datetime(2025, 9, 30, 12, 0)
+if __package__ in {None, ""}:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import NOW, free_port, in_child, peak_rss_mib, process_peak_mib
+
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "mongo.json"
-
-
-def _peak_mib() -> float:
-    # ru_maxrss is in KiB on Linux and in bytes on macOS.
-    scale = 1024 * 1024 if sys.platform == "darwin" else 1024
-
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale, 1)
 
 
 def _rate(count: int, seconds: float) -> dict[str, Any]:
@@ -52,7 +45,7 @@ def _rate(count: int, seconds: float) -> dict[str, Any]:
         "documents": count,
         "seconds": round(seconds, 3),
         "documents_per_second": round(count / seconds) if seconds else None,
-        "peak_rss_mib": _peak_mib(),
+        "peak_rss_mib": peak_rss_mib(),
     }
 
 
@@ -108,33 +101,6 @@ def changes(url: str, page: int) -> dict[str, Any]:
     return _rate(count, seconds) | {"page": page}
 
 
-def _child(name: str, *args: Any) -> dict[str, Any]:
-    with get_context("spawn").Pool(1) as pool:
-        result: dict[str, Any] = pool.apply(globals()[name], args)
-
-    return result
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-
-    return port
-
-
-def _server_peak_mib(pid: int) -> float | None:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    for line in status.splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-
-    return None
-
-
 @contextmanager
 def secantus(folder: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """SecantusDB on a free loopback port, stopped by its pid at the end."""
@@ -143,7 +109,7 @@ def secantus(folder: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     binary = Path(sys.executable).with_name("secantusd-py")
     if not binary.exists():
         sys.exit("secantusd-py is missing: pip install secantusdb==0.7.0b3, or --url")
-    port = _free_port()
+    port = free_port()
     url = f"mongodb://127.0.0.1:{port}/"
     with (folder / "secantusd.log").open("wb") as log:
         process = subprocess.Popen(
@@ -189,10 +155,10 @@ def run(url: str, purchases: int, page: int, folder: Path) -> dict[str, Any]:
     if "?" in url:
         database += "?" + url.split("?", 1)[1]
     figures: dict[str, Any] = {"records": generated.total}
-    figures["load"] = _child("load", database, str(source))
-    figures["reload"] = _child("load", database, str(source))
-    figures["scan"] = _child("scan", database)
-    figures["changes"] = _child("changes", database, page)
+    figures["load"] = in_child(load, database, str(source))
+    figures["reload"] = in_child(load, database, str(source))
+    figures["scan"] = in_child(scan, database)
+    figures["changes"] = in_child(changes, database, page)
 
     return figures
 
@@ -220,7 +186,7 @@ def main() -> None:
         else:
             with secantus(folder) as (url, process):
                 figures |= run(url, options.purchases, options.page, folder)
-                figures["server_peak_rss_mib"] = _server_peak_mib(process.pid)
+                figures["server_peak_rss_mib"] = process_peak_mib(process.pid)
     options.out.parent.mkdir(parents=True, exist_ok=True)
     options.out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     json.dump(figures, sys.stdout, indent=2)
