@@ -3,8 +3,11 @@
 A stream is the topic ``topic_prefix + stream``, created when missing with the
 configured partitions and replication; a consumer group is ``topic_prefix +
 group``, so that two installations sharing a cluster never meet. The producer
-is idempotent (``acks=all``), batches, and compresses with lz4; a key goes to
-partition ``murmur2(key) % partitions``, as with the Java client.
+waits for every in-sync replica (``acks=all``), batches, and compresses with
+lz4; a key goes to partition ``murmur2(key) % partitions``, as with the Java
+client. While the brokers are unreachable it keeps each message and retries,
+reconnecting within a second of a broker coming back, until
+``delivery_timeout`` runs out.
 
 What differs from the port:
 
@@ -21,6 +24,13 @@ What differs from the port:
   the broker's fetch responses and a snapshot while others append.
 - Header names travel with ``\\`` doubled and NUL written as ``\\0``: the C
   client cuts a name at NUL. Keys and header values are UTF-8.
+- The producer is idempotent by default, so its retries store nothing twice.
+  With ``idempotence=False`` a retry after a lost acknowledgement may store a
+  message twice (same event id); it keeps one request in flight per broker
+  so that a retried message never lands behind a later one of its key. That
+  is for brokers whose idempotence is not crash-safe: the Tansu test broker
+  on S3 storage records a producer's sequence before the batch, so a batch
+  retried across its restart is acknowledged as a duplicate and never stored.
 """
 
 from __future__ import annotations
@@ -135,8 +145,9 @@ class KafkaEventLog:
 
     ``session_timeout`` is the consumers' (a dead member's partitions move
     after it); ``join_timeout`` bounds a member's wait to join its group;
-    ``delivery_timeout`` bounds how long an append waits for acknowledgements;
-    ``request_timeout`` bounds each admin request and end-offset read.
+    ``delivery_timeout`` bounds how long an append waits for acknowledgements,
+    retrying while the brokers are down; ``request_timeout`` bounds each admin
+    request and end-offset read; ``idempotence`` is described above.
     """
 
     def __init__(
@@ -150,6 +161,7 @@ class KafkaEventLog:
         join_timeout: float = 30.0,
         delivery_timeout: float = 60.0,
         request_timeout: float = 15.0,
+        idempotence: bool = True,
         security: KafkaSecurity | None = None,
     ) -> None:
         for name, value in (("PARTITIONS", partitions), ("REPLICATION", replication)):
@@ -168,8 +180,14 @@ class KafkaEventLog:
         self.join_timeout = join_timeout
         self.request_timeout = request_timeout
         self._delivery_timeout = delivery_timeout
+        self._idempotence = idempotence
         self._secret = security.sasl_password if security else None
-        self._base: dict[str, Any] = {"bootstrap.servers": self.servers}
+        self._base: dict[str, Any] = {
+            "bootstrap.servers": self.servers,
+            # librdkafka's default backs off up to 10 s between reconnects, so a
+            # broker back after a short outage would wait that long to be seen.
+            "reconnect.backoff.max.ms": 1000,
+        }
         self._base |= security.config() if security else {}
         self._lock = threading.Lock()
         self._known: set[str] = set()
@@ -219,7 +237,8 @@ class KafkaEventLog:
             if time.monotonic() > deadline:
                 raise InfrastructureError(
                     f"Kafka at {self.servers}: {len(messages) - len(delivered)} "
-                    f"messages to {topic!r} were not confirmed in time",
+                    f"messages to {topic!r} were not confirmed in time; "
+                    f"{self._patience()}",
                     transient=True,
                 )
             producer.flush(0.1)
@@ -227,9 +246,14 @@ class KafkaEventLog:
             first = failures[0]
             if first.fatal():
                 self._fatal = first
+            hint = (
+                self._patience()
+                if first.code() == KafkaError._MSG_TIMED_OUT
+                else _hint(first)
+            )
             raise InfrastructureError(
                 f"Kafka at {self.servers}: {len(failures)} of {len(messages)} "
-                f"messages to {topic!r} were not appended: {first.str()}",
+                f"messages to {topic!r} were not appended: {first.str()}; {hint}",
                 transient=all(_transient(error) for error in failures),
             )
 
@@ -400,10 +424,12 @@ class KafkaEventLog:
         with self._lock:
             if self._producer is None or self._fatal is not None:
                 self._fatal = None
+                ordered = {} if self._idempotence else {"max.in.flight": 1}
                 self._producer = self._client(
                     Producer,
-                    {
-                        "enable.idempotence": True,
+                    ordered
+                    | {
+                        "enable.idempotence": self._idempotence,
                         "acks": "all",
                         "compression.type": "lz4",
                         "linger.ms": 20,
@@ -468,6 +494,13 @@ class KafkaEventLog:
             f"Kafka at {self.servers}: cannot {what}: {self._scrub(error.str())}; "
             f"{_hint(error)}",
             transient=_transient(error),
+        )
+
+    def _patience(self) -> str:
+        return (
+            "check that the brokers in PIKCHA_EVENT_LOG are up, or raise "
+            f"PIKCHA_KAFKA_DELIVERY_TIMEOUT_MS (now {self._delivery_timeout * 1000:g})"
+            " to wait longer for them"
         )
 
     def _late(self, what: str) -> InfrastructureError:

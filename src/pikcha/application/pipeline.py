@@ -21,7 +21,12 @@ from typing import Any
 from pikcha.application.features import FeatureExport, export_features
 from pikcha.application.load import LoadReport, load_directory
 from pikcha.application.project import Projector, ProjectorConfig, ProjectReport
-from pikcha.application.publish import EnvelopeFactory, PublishReport, publish_changes
+from pikcha.application.publish import (
+    AppendRetry,
+    EnvelopeFactory,
+    PublishReport,
+    publish_changes,
+)
 from pikcha.application.quality import QualityReport, check_quality
 from pikcha.domain.masking import Masker
 from pikcha.domain.quality import DEFAULT_THRESHOLD
@@ -80,6 +85,7 @@ class Pipeline:
     threshold: Any = DEFAULT_THRESHOLD
     batch_size: int = 5000
     projector: ProjectorConfig = field(default_factory=ProjectorConfig)
+    retry: AppendRetry = field(default_factory=AppendRetry)
 
     def wall_clock(self) -> datetime:
         """The shop's local wall-clock time, naive, as its records hold it."""
@@ -102,6 +108,7 @@ class Pipeline:
             min(self.batch_size, 5000),
             resend,
             progress,
+            retry=self.retry,
         )
 
     def make_projector(

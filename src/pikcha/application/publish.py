@@ -6,6 +6,12 @@ entity's stream with the entity id as key. The feed position is saved in the
 CRM after each appended batch, so a crash re-publishes at most one batch;
 re-published events carry new ids and the same content hash, which the quality
 check counts as repeated data, never as loss.
+
+An append that fails transiently (a broker restarting, a database briefly
+locked) is tried again with the same messages after a growing pause, until
+the pauses add up to :attr:`AppendRetry.max_wait`. Part of a failed batch may
+already be stored, so a retry can store some events twice, with the same
+event ids: a redelivery, which the warehouse keeps once.
 """
 
 from __future__ import annotations
@@ -14,15 +20,21 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
+
+import structlog
 
 from pikcha.application.load import ENTITY_ORDER
 from pikcha.domain.entities import Entity, parse_record
-from pikcha.domain.errors import RecordError
+from pikcha.domain.errors import InfrastructureError, RecordError
 from pikcha.domain.events import Envelope, make_envelope, stream_of
 from pikcha.domain.masking import Masker
 from pikcha.ports.crm import CrmStore
 from pikcha.ports.event_log import EventLog, OutgoingMessage
+
+logger = structlog.get_logger("pikcha.publish")
+T = TypeVar("T")
 
 
 @dataclass
@@ -33,6 +45,46 @@ class PublishReport:
     @property
     def total(self) -> int:
         return sum(self.published.values())
+
+
+@dataclass(frozen=True)
+class AppendRetry:
+    """How long publishing waits out an event log that fails transiently.
+
+    The first pause is ``backoff`` seconds, doubling up to ``max_backoff``;
+    once the pauses add up to ``max_wait`` the last error is raised again, with
+    how long publishing retried and the setting that lets it wait longer.
+    """
+
+    backoff: float = 0.5
+    max_backoff: float = 5.0
+    max_wait: float = 60.0
+
+    def run(self, action: Callable[[], T], sleep: Callable[[float], None]) -> T:
+        """The result of ``action``, tried again after each transient failure."""
+        delay = self.backoff
+        waited = 0.0
+        attempt = 1
+        while True:
+            try:
+                return action()
+            except InfrastructureError as exc:
+                if not exc.transient:
+                    raise
+                if waited >= self.max_wait:
+                    raise InfrastructureError(
+                        f"{exc} (publishing retried for {waited:g} s; raise "
+                        "PIKCHA_PUBLISH_MAX_WAIT to wait longer)",
+                        transient=True,
+                    ) from exc
+                wait = min(delay, self.max_wait - waited)
+                logger.warning(
+                    "append_retried", attempt=attempt, wait=wait, error=str(exc)
+                )
+                sleep(wait)
+                waited += wait
+                delay = min(delay * 2, self.max_backoff)
+                attempt += 1
 
 
 def mark_name(entity: Entity) -> str:
@@ -81,6 +133,8 @@ def publish_changes(
     batch_size: int = 1000,
     resend: bool = False,
     progress: Callable[[int], None] | None = None,
+    retry: AppendRetry | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> PublishReport:
     """Publish what changed in the CRM since the last publish.
 
@@ -88,6 +142,11 @@ def publish_changes(
     was published before: a deliberate re-send of the whole CRM.
     """
     report = PublishReport()
+    patience = retry or AppendRetry()
+
+    def append(stream: str, messages: list[OutgoingMessage]) -> int:
+        return patience.run(partial(log.append, stream, messages), sleep)
+
     total = 0
     for entity in ENTITY_ORDER:
         count = 0
@@ -99,9 +158,9 @@ def publish_changes(
                 if message is not None:
                     batch.append(message)
                 if len(batch) >= batch_size:
-                    count += log.append(stream, batch)
+                    count += append(stream, batch)
                     batch = []
-            count += log.append(stream, batch) if batch else 0
+            count += append(stream, batch) if batch else 0
         else:
             mark = crm.get_mark(mark_name(entity))
             while changes := crm.changes(entity, mark, batch_size):
@@ -110,7 +169,7 @@ def publish_changes(
                     for change in changes
                     if (message := _message(entity, change.document, envelopes, report))
                 ]
-                count += log.append(stream, messages) if messages else 0
+                count += append(stream, messages) if messages else 0
                 mark = changes[-1].seq
                 crm.set_mark(mark_name(entity), mark)
                 if progress:
@@ -144,13 +203,16 @@ def publish_records(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     progress: Callable[[int], None] | None = None,
+    retry: AppendRetry | None = None,
 ) -> PublishReport:
     """Publish records straight to the event log, as a till streams its sales.
 
     With ``rate`` (records per second) publishing is paced; it ends when the
     records run out or ``stop()`` says so, after appending what it holds.
+    ``sleep`` serves both the pacing and the pauses between retries.
     """
     report = PublishReport()
+    patience = retry or AppendRetry()
     pending: dict[Entity, list[OutgoingMessage]] = {}
     started = clock()
     sent = 0
@@ -158,7 +220,7 @@ def publish_records(
     def flush() -> None:
         for entity, messages in pending.items():
             if messages:
-                log.append(stream_of(entity), messages)
+                patience.run(partial(log.append, stream_of(entity), messages), sleep)
                 report.published[entity.value] = report.published.get(
                     entity.value, 0
                 ) + len(messages)

@@ -341,7 +341,11 @@ def generate_live(
     **shares: float,
 ) -> None:
     from pikcha.application.generate import iter_records
-    from pikcha.application.publish import EnvelopeFactory, publish_records
+    from pikcha.application.publish import (
+        AppendRetry,
+        EnvelopeFactory,
+        publish_records,
+    )
 
     config = generator_config(seed, purchases or 10**12, now, **shares)
     settings = load_settings()
@@ -365,6 +369,7 @@ def generate_live(
                 rate=rate,
                 stop=stop.is_set,
                 progress=progress,
+                retry=AppendRetry(max_wait=settings.publish_max_wait),
             )
     finally:
         log_port.close()

@@ -13,6 +13,7 @@ from dependency_injector import containers, providers
 
 from pikcha.application.pipeline import Pipeline
 from pikcha.application.project import ProjectorConfig
+from pikcha.application.publish import AppendRetry
 from pikcha.domain.errors import ConfigurationError
 from pikcha.domain.masking import Masker
 from pikcha.entrypoints.settings import (
@@ -56,6 +57,8 @@ def make_event_log(settings: Settings) -> EventLog:
             replication=settings.kafka_replication,
             topic_prefix=settings.kafka_topic_prefix,
             session_timeout=settings.kafka_session_timeout_ms / 1000,
+            delivery_timeout=settings.kafka_delivery_timeout_ms / 1000,
+            idempotence=settings.kafka_idempotence,
             security=KafkaSecurity(
                 protocol=settings.kafka_security_protocol,
                 sasl_mechanism=settings.kafka_sasl_mechanism,
@@ -217,6 +220,9 @@ class Container(containers.DeclarativeContainer):
         batch_size=providers.Callable(lambda s: s.batch_size, settings),
         projector=providers.Callable(
             lambda s: ProjectorConfig(batch_size=s.batch_size), settings
+        ),
+        retry=providers.Callable(
+            lambda s: AppendRetry(max_wait=s.publish_max_wait), settings
         ),
     )
 

@@ -69,6 +69,22 @@ class Settings(BaseSettings):
         description="Consumer session timeout; a dead member's "
         "partitions move after it, and a new member joins in about half of it.",
     )
+    kafka_delivery_timeout_ms: int = Field(
+        60_000,
+        ge=1000,
+        description="How long one append waits for the brokers to acknowledge it.",
+    )
+    kafka_idempotence: bool = Field(
+        True,
+        description="Idempotent producer (no duplicates on retry); turn it off "
+        "only for a broker whose idempotence does not survive a crash.",
+    )
+    publish_max_wait: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds publishing keeps retrying an event log that is down "
+        "before it gives up.",
+    )
     kafka_security_protocol: (
         Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] | None
     ) = Field(None, description="Kafka security.protocol (PLAINTEXT when unset).")
