@@ -239,9 +239,9 @@ class Outcome:
     stderr: str
 
 
-def stream_while_held(home: Path, cwd: Path) -> Outcome:
-    """Start ``pikcha stream`` while a helper process holds the chDB path; let
-    the helper go once the stream has logged that it waits."""
+def run_while_held(home: Path, cwd: Path, command: str = "stream") -> Outcome:
+    """Start ``pikcha <command>`` while a helper process holds the chDB path;
+    let the helper go once the command has logged that it waits."""
     options: dict[str, Any] = {
         "cwd": cwd,
         "env": environment(PIKCHA_HOME=str(home), PIKCHA_FEATURES="clickhouse"),
@@ -257,7 +257,7 @@ def stream_while_held(home: Path, cwd: Path) -> Outcome:
     seen: list[str] = []
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
-        stream = subprocess.Popen([*PIKCHA, "stream"], **options)
+        stream = subprocess.Popen([*PIKCHA, command], **options)
         assert stream.stderr is not None
         lines = lines_of(stream.stderr)
         retry = first_line_with(lines, "transient_failure", seen)
@@ -292,7 +292,7 @@ def test_stream_waits_for_a_held_warehouse_then_projects_each_event_once(
     finally:
         log.close()
 
-    outcome = stream_while_held(home, tmp_path)
+    outcome = run_while_held(home, tmp_path)
 
     assert outcome.returncode == 0, outcome.stderr
     assert "in use by another process" in outcome.first_retry["error"]
@@ -310,6 +310,31 @@ def test_stream_waits_for_a_held_warehouse_then_projects_each_event_once(
     finally:
         warehouse.close()
         log.close()
+
+
+def test_replay_waits_for_a_held_warehouse_before_dropping_anything(
+    tmp_path: Path,
+) -> None:
+    """``pikcha replay`` started while another process holds the chDB path waits
+    instead of failing, then rebuilds the warehouse with every event once."""
+    home = tmp_path / "var"
+    log = SqliteEventLog(home / "events.db")
+    try:
+        published = publish(log, purchases=60)
+    finally:
+        log.close()
+
+    outcome = run_while_held(home, tmp_path, "replay")
+
+    assert outcome.returncode == 0, outcome.stderr
+    assert "in use by another process" in outcome.first_retry["error"]
+    assert f"replayed {published} events (0 dead-lettered)" in outcome.stdout
+    warehouse = ClickHouseWarehouse(f"chdb://{home / 'warehouse'}")
+    try:
+        raw = sum(part.raw for part in warehouse.reconcile().values())
+    finally:
+        warehouse.close()
+    assert raw == published
 
 
 FILLER = """

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from datetime import time as dtime
 from pathlib import Path
@@ -151,17 +151,15 @@ class Pipeline:
         self, on_batch: Callable[[ProjectReport], None] | None = None
     ) -> ProjectReport:
         """Drop the warehouse and rebuild it from the start of every stream."""
-        self.warehouse.reset()
-        self.warehouse.migrate()
-        config = ProjectorConfig(
-            group=f"replay-{self.new_id()}",
-            batch_size=self.projector.batch_size,
-            poll_timeout=self.projector.poll_timeout,
-            max_message_bytes=self.projector.max_message_bytes,
-        )
-        report = Projector(
+        config = replace(self.projector, group=f"replay-{self.new_id()}")
+        projector = Projector(
             self.event_log, self.warehouse, self.wall_clock, config, on_batch
-        ).run()
+        )
+        # As for a projection: a warehouse held by another process, or down,
+        # is waited for before anything is dropped.
+        projector._retry(self.warehouse.reset)
+        projector._retry(self.warehouse.migrate)
+        report = projector.run()
         self.build_marts()
 
         return report
