@@ -17,6 +17,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+import orjson
+
 from pikcha.domain.errors import (
     ConfigurationError,
     InfrastructureError,
@@ -181,8 +183,10 @@ class SqliteEventLog:
                 .fetchall()
             )
 
+        # Headers are text to text, written by json.dumps: orjson reads them
+        # to the same mapping, several times faster.
         return [
-            Message(stream, 0, number, key, bytes(value), json.loads(headers))
+            Message(stream, 0, number, key, bytes(value), orjson.loads(headers))
             for number, key, value, headers in rows
         ]
 

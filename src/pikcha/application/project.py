@@ -27,7 +27,7 @@ from pikcha.domain.errors import EnvelopeError, InfrastructureError, RecordError
 from pikcha.domain.events import (
     DEAD_LETTERS,
     canonical_json,
-    decode_envelope,
+    decode_with_payload,
     stream_of,
 )
 from pikcha.ports.event_log import Consumer, EventLog, Message, OutgoingMessage
@@ -91,7 +91,7 @@ def project_message(
     """Decode and clean one message; raises :class:`EnvelopeError` for poison."""
     if len(message.value) > max_bytes:
         raise EnvelopeError(f"oversized: {len(message.value)} bytes, limit {max_bytes}")
-    envelope = decode_envelope(message.value)
+    envelope, payload = decode_with_payload(message.value)
     entity = envelope.entity
     expected = ENTITY_STREAMS.get(message.stream)
     if expected is not None and expected is not entity:
@@ -115,7 +115,7 @@ def project_message(
         source=envelope.source,
         content_hash=envelope.content_hash,
         mask_key_id=envelope.mask_key_id,
-        payload=canonical_json(envelope.payload).decode("utf-8"),
+        payload=payload.decode("utf-8"),
         stream=message.stream,
         partition=message.partition,
         offset=message.offset,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, TypeAlias
@@ -24,6 +24,7 @@ from pikcha.domain.entities import (
     Entity,
     Product,
     Purchase,
+    PurchaseItem,
     Record,
     Store,
     parse_record,
@@ -130,12 +131,29 @@ def text(value: str | None) -> str:
 
 
 def money(value: float) -> Decimal:
-    # ``+ 0`` turns a negative zero into zero.
-    return Decimal(repr(value + 0.0)).quantize(KOPECK, rounding=ROUND_HALF_EVEN)
+    """The float's shortest decimal form, rounded half-even to kopecks."""
+    return _quantized(value, 100, KOPECK)
 
 
 def quantity(value: float) -> Decimal:
-    return Decimal(repr(value + 0.0)).quantize(QUANTUM_QTY, rounding=ROUND_HALF_EVEN)
+    """The float's shortest decimal form, rounded half-even to thousandths."""
+    return _quantized(value, 1000, QUANTUM_QTY)
+
+
+_FAST_LIMIT = 1e9
+
+
+def _quantized(value: float, scale: int, quantum: Decimal) -> Decimal:
+    # Below the limit, value * scale lies within 1e-3 of the shortest decimal
+    # form times scale. When it is also more than 0.4 from a half, rounding it
+    # to an integer rounds that decimal form the same way, with no tie to break.
+    if 0.0 <= value < _FAST_LIMIT:
+        scaled = value * scale
+        whole = round(scaled)
+        if -0.4 < scaled - whole < 0.4:
+            return Decimal(whole) * quantum
+    # ``+ 0`` turns a negative zero into zero.
+    return Decimal(repr(value + 0.0)).quantize(quantum, rounding=ROUND_HALF_EVEN)
 
 
 class _Reject(Exception):
@@ -272,28 +290,15 @@ def clean_purchase(record: Purchase, now: datetime) -> CleanPurchase:
     items = []
     lines_sum = Decimal(0)
     for number, item in enumerate(record.items):
-        where = f"items.{number}"
-        qty = _required(item.quantity, f"{where}.quantity")
-        unit_price = _required(item.price_per_unit, f"{where}.price_per_unit")
-        line_total = _required(item.total_price, f"{where}.total_price")
-        _not_negative(qty, f"{where}.quantity")
-        _not_negative(unit_price, f"{where}.price_per_unit")
-        _not_negative(line_total, f"{where}.total_price")
-        category = _required_text(item.category, f"{where}.category")
-        lines_sum += Decimal(repr(line_total))
-        items.append(
-            CleanItem(
-                purchase_id=purchase_id,
-                line_no=number,
-                product_id=_id(item.product_id, f"{where}.product_id"),
-                name=text(item.name),
-                category=category,
-                category_code=_code(category),
-                quantity=quantity(qty),
-                price_per_unit=money(unit_price),
-                total_price=money(line_total),
-            )
-        )
+        try:
+            line, exact_total = _clean_item(purchase_id, number, item)
+        except _Reject as reject:
+            # Field names are joined only for the line that fails: formatting
+            # them for every line costs more than the checks themselves.
+            where = f"items.{number}.{reject.rejection.field}"
+            raise _Reject(replace(reject.rejection, field=where)) from None
+        lines_sum += exact_total
+        items.append(line)
     if abs(Decimal(repr(total)) - lines_sum) > KOPECK:
         raise _fail(
             Rule.TOTAL_MATCHES_LINES,
@@ -314,6 +319,33 @@ def clean_purchase(record: Purchase, now: datetime) -> CleanPurchase:
         quantity_total=sum((item.quantity for item in items), Decimal(0)),
         items=tuple(items),
     )
+
+
+def _clean_item(
+    purchase_id: str, number: int, item: PurchaseItem
+) -> tuple[CleanItem, Decimal]:
+    """A purchase line and its exact total; a rejection names its field only."""
+    qty = _required(item.quantity, "quantity")
+    unit_price = _required(item.price_per_unit, "price_per_unit")
+    line_total = _required(item.total_price, "total_price")
+    _not_negative(qty, "quantity")
+    _not_negative(unit_price, "price_per_unit")
+    _not_negative(line_total, "total_price")
+    category = _required_text(item.category, "category")
+    exact_total = Decimal(repr(line_total))
+    line = CleanItem(
+        purchase_id=purchase_id,
+        line_no=number,
+        product_id=_id(item.product_id, "product_id"),
+        name=text(item.name),
+        category=category,
+        category_code=_code(category),
+        quantity=quantity(qty),
+        price_per_unit=money(unit_price),
+        total_price=money(line_total),
+    )
+
+    return line, exact_total
 
 
 _CLEANERS: Mapping[Entity, Any] = {

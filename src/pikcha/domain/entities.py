@@ -228,14 +228,16 @@ def parse_record(entity: Entity, data: Any, source: str | None = None) -> Record
     ``source`` names where the record came from (a file, a stream position);
     when missing, the record's id names it.
     """
-    name = source or _describe(entity, data)
     if not isinstance(data, Mapping):
         raise RecordError(
-            name, "<record>", f"expected a JSON object, got {_kind(data)}"
+            source or _describe(entity, data),
+            "<record>",
+            f"expected a JSON object, got {_kind(data)}",
         )
     try:
         return MODELS[entity].model_validate(data)
     except PydanticValidationError as exc:
+        name = source or _describe(entity, data)
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "<record>"
         problem = first["msg"][:1].lower() + first["msg"][1:]

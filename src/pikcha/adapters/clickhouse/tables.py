@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from typing import Any
 
 from pikcha.domain.cleaning import (
@@ -145,7 +146,7 @@ class Batch:
 
     def add(self, event: ProjectedEvent) -> None:
         entry, outcome = event.raw, event.outcome
-        self.raw[entry.entity].append(tuple(getattr(entry, c) for c in RAW_COLUMNS))
+        self.raw[entry.entity].append(_RAW_VALUES(entry))
         if isinstance(outcome, Rejection):
             self.rejected.append(
                 (
@@ -161,16 +162,21 @@ class Batch:
                 )
             )
             return
-        values = tuple(getattr(outcome, c) for c in LAYOUTS[entry.entity].columns)
+        values = _CLEAN_VALUES[entry.entity](outcome)
         self.clean[entry.entity].append(
             (*values, entry.event_id, entry.content_hash, entry.offset)
         )
         if isinstance(outcome, CleanPurchase):
+            lineage = (entry.event_id, entry.offset)
             self.items.extend(
-                (
-                    *(getattr(item, c) for c in ITEM_COLUMNS),
-                    entry.event_id,
-                    entry.offset,
-                )
-                for item in outcome.items
+                [(*_ITEM_VALUES(item), *lineage) for item in outcome.items]
             )
+
+
+# attrgetter reads a row's values in one call, several times faster than a
+# getattr per column: this runs for every event and every purchase line.
+_RAW_VALUES = attrgetter(*RAW_COLUMNS)
+_ITEM_VALUES = attrgetter(*ITEM_COLUMNS)
+_CLEAN_VALUES = {
+    entity: attrgetter(*layout.columns) for entity, layout in LAYOUTS.items()
+}

@@ -436,18 +436,18 @@ def _insert(
     for column in zip(*rows, strict=True):
         sample = next((value for value in column if value is not None), None)
         if isinstance(sample, datetime):
-            data.append([_utc(value) for value in column])
+            # The driver reads a naive datetime as local time: pin it to UTC.
+            data.append(
+                [
+                    value.replace(tzinfo=UTC)
+                    if value is not None and value.tzinfo is None
+                    else value
+                    for value in column
+                ]
+            )
         else:
             data.append(list(column))
     client.insert(table, data, column_names=list(columns), column_oriented=True)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    # The driver reads a naive datetime as local time: pin it to UTC instead.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-
-    return value
 
 
 def _names(columns: Sequence[str]) -> str:
