@@ -125,7 +125,11 @@ def freshness(settings: Any) -> dict[str, Any] | None:
                 f"INNER JOIN raw_{entity} AS r FINAL ON r.event_id = c.event_id"
             ).result_rows[0]
             count, (p50, p99) = row
-            result[entity] = {"rows": count, "p50_seconds": p50, "p99_seconds": p99}
+            result[entity] = {
+                "rows": count,
+                "p50_seconds": round(p50, 3),
+                "p99_seconds": round(p99, 3),
+            }
     finally:
         warehouse.close()
 
