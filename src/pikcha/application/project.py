@@ -12,9 +12,12 @@ batch, and the warehouse's idempotence by ``event_id`` absorbs it.
 from __future__ import annotations
 
 import base64
+import gc
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
@@ -128,6 +131,32 @@ def _reason_kind(reason: str) -> str:
     return reason.split(":", 1)[0]
 
 
+@contextmanager
+def _fewer_collections(threshold: int = 20_000) -> Iterator[None]:
+    """Run the young-generation collector less often, for the duration.
+
+    A batch makes hundreds of thousands of short-lived objects and keeps
+    almost none; collecting after every 700 allocations, the default, costs a
+    tenth of the projection's time for nothing.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(max(threshold, before[0]), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A batch handed to the writer, waiting to have its position committed."""
+
+    messages: list[Message]
+    projected: int
+    dead: int
+    written: Future[int]
+
+
 class Projector:
     """Reads one consumer group's streams into the warehouse."""
 
@@ -160,20 +189,37 @@ class Projector:
         """
         report = ProjectReport()
         names = list(streams or ENTITY_STREAMS)
-        with self.log.consumer(self.config.group, names) as consumer:
+        # One batch is written by a second thread while the next is read and
+        # decoded: the warehouse's own work then overlaps with Python's.
+        with (
+            _fewer_collections(),
+            self.log.consumer(self.config.group, names) as consumer,
+            ThreadPoolExecutor(1, thread_name_prefix="pikcha-writer") as writer,
+        ):
+            pending: _Pending | None = None
             last_message = time.monotonic()
             while not self.stop.is_set():
                 messages = consumer.poll(
                     self.config.batch_size, self.config.poll_timeout
                 )
                 if not messages:
+                    self._settle(consumer, pending, report)
+                    pending = None
                     if follow:
                         continue
                     if self._caught_up(names, time.monotonic() - last_message):
                         break
                     continue
-                self._batch(consumer, messages, report)
+                projected, dead = self._prepare(messages, report)
+                self._settle(consumer, pending, report)
+                pending = _Pending(
+                    messages,
+                    len(projected),
+                    dead,
+                    writer.submit(self._write, projected),
+                )
                 last_message = time.monotonic()
+            self._settle(consumer, pending, report)
 
         return report
 
@@ -187,9 +233,10 @@ class Projector:
 
         return True
 
-    def _batch(
-        self, consumer: Consumer, messages: list[Message], report: ProjectReport
-    ) -> None:
+    def _prepare(
+        self, messages: list[Message], report: ProjectReport
+    ) -> tuple[list[ProjectedEvent], int]:
+        """Decode and clean a batch; its poison goes to the dead letters now."""
         now = self.clock()
         projected: list[ProjectedEvent] = []
         dead: list[OutgoingMessage] = []
@@ -203,18 +250,28 @@ class Projector:
                 dead.append(dead_letter(message, reason))
                 kind = _reason_kind(reason)
                 report.reasons[kind] = report.reasons.get(kind, 0) + 1
-
         # Dead letters and the warehouse first, the position last: a crash
         # in between repeats work, never loses it.
         if dead:
             self._retry(lambda: self.log.append(DEAD_LETTERS, dead))
-        new = self._retry(lambda: self.warehouse.write(projected)) if projected else 0
-        self._retry(lambda: consumer.commit(messages))
 
-        report.read += len(messages)
-        report.projected += len(projected)
+        return projected, len(dead)
+
+    def _write(self, projected: list[ProjectedEvent]) -> int:
+        return self._retry(lambda: self.warehouse.write(projected)) if projected else 0
+
+    def _settle(
+        self, consumer: Consumer, pending: _Pending | None, report: ProjectReport
+    ) -> None:
+        """Wait for the batch being written, then commit its position."""
+        if pending is None:
+            return
+        new = pending.written.result()
+        self._retry(lambda: consumer.commit(pending.messages))
+        report.read += len(pending.messages)
+        report.projected += pending.projected
         report.new += new
-        report.dead_lettered += len(dead)
+        report.dead_lettered += pending.dead
         report.batches += 1
         if self.on_batch:
             self.on_batch(report)
