@@ -203,7 +203,18 @@ DUPLICATES = PanelSpec(
     "Rows that repeat an earlier row (same entity and content), at the latest "
     "quality check; above the line an alert goes out.",
 )
-PANELS = (STORES, PRODUCTS, DAILY, ACTIVITY, CITIES, DUPLICATES)
+FRESHNESS = PanelSpec(
+    "Freshness: purchase to warehouse",
+    "v_freshness",
+    "SELECT minute AS time, p50_seconds, p99_seconds\n"
+    "FROM v_freshness\n"
+    "WHERE $__timeFilter(minute)\n"
+    "ORDER BY time",
+    ("time", "p50_seconds", "p99_seconds"),
+    "Seconds from a purchase event's time to its row in the warehouse, per "
+    "minute of writing: the median and the 99th percentile.",
+)
+PANELS = (STORES, PRODUCTS, DAILY, ACTIVITY, CITIES, DUPLICATES, FRESHNESS)
 DUPLICATES_PANEL_ID = 6
 
 
@@ -270,6 +281,24 @@ def _daily(panel_id: int) -> timeseries.Panel:
     )
 
 
+def _freshness(panel_id: int) -> timeseries.Panel:
+    return (
+        timeseries.Panel()
+        .id(panel_id)
+        .title(FRESHNESS.title)
+        .description(FRESHNESS.description)
+        .datasource(datasource_ref())
+        .with_target(ClickHouseQuery(FRESHNESS.sql).time_series())
+        .span(24)
+        .height(8)
+        .legend(_legend())
+        .unit("s")
+        .min(0)
+        .line_width(2)
+        .show_points(VisibilityMode.AUTO)
+    )
+
+
 def _duplicates(panel_id: int, threshold: float) -> barchart.Panel:
     steps = [
         dash_models.Threshold(value=None, color="green"),
@@ -299,7 +328,7 @@ def build_dashboard(
     threshold: float = float(DEFAULT_THRESHOLD),
 ) -> dash_models.Dashboard:
     """The "Pikcha" dashboard: sales by store, product, day and city, customer
-    activity and the duplicate share of each raw table."""
+    activity, the duplicate share of each raw table and freshness."""
     builder = (
         dash_builders.Dashboard("Pikcha")
         .uid(DASHBOARD_UID)
@@ -319,6 +348,7 @@ def build_dashboard(
         .with_panel(_daily(4))
         .with_panel(_slanted(_bars(CITIES, 5, 12, 8, "city", right="customers")))
         .with_panel(_duplicates(DUPLICATES_PANEL_ID, threshold))
+        .with_panel(_freshness(7))
     )
 
     return builder.build()
