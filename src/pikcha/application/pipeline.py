@@ -119,7 +119,7 @@ class Pipeline:
         )
         # The warehouse may be held by another process, or down, for a while:
         # wait for it with the patience the projection itself has.
-        projector._retry(self.warehouse.migrate)
+        projector.retry(self.warehouse.migrate)
 
         return projector
 
@@ -157,8 +157,8 @@ class Pipeline:
         )
         # As for a projection: a warehouse held by another process, or down,
         # is waited for before anything is dropped.
-        projector._retry(self.warehouse.reset)
-        projector._retry(self.warehouse.migrate)
+        projector.retry(self.warehouse.reset)
+        projector.retry(self.warehouse.migrate)
         report = projector.run()
         self.build_marts()
 

@@ -24,9 +24,10 @@ from typing import TypeVar
 
 import structlog
 
+from pikcha.application.retry import retry_transient
 from pikcha.domain.cleaning import clean
 from pikcha.domain.entities import Entity, parse_record
-from pikcha.domain.errors import EnvelopeError, InfrastructureError, RecordError
+from pikcha.domain.errors import EnvelopeError, RecordError
 from pikcha.domain.events import (
     DEAD_LETTERS,
     canonical_json,
@@ -253,12 +254,12 @@ class Projector:
         # Dead letters and the warehouse first, the position last: a crash
         # in between repeats work, never loses it.
         if dead:
-            self._retry(lambda: self.log.append(DEAD_LETTERS, dead))
+            self.retry(lambda: self.log.append(DEAD_LETTERS, dead))
 
         return projected, len(dead)
 
     def _write(self, projected: list[ProjectedEvent]) -> int:
-        return self._retry(lambda: self.warehouse.write(projected)) if projected else 0
+        return self.retry(lambda: self.warehouse.write(projected)) if projected else 0
 
     def _settle(
         self, consumer: Consumer, pending: _Pending | None, report: ProjectReport
@@ -267,7 +268,7 @@ class Projector:
         if pending is None:
             return
         new = pending.written.result()
-        self._retry(lambda: consumer.commit(pending.messages))
+        self.retry(lambda: consumer.commit(pending.messages))
         report.read += len(pending.messages)
         report.projected += pending.projected
         report.new += new
@@ -276,22 +277,15 @@ class Projector:
         if self.on_batch:
             self.on_batch(report)
 
-    def _retry(self, action: Callable[[], T]) -> T:
-        delay = self.config.backoff
-        waited = 0.0
-        attempt = 1
-        while True:
-            try:
-                return action()
-            except InfrastructureError as exc:
-                patience = self.config.max_wait - waited
-                if not exc.transient or patience <= 0:
-                    raise
-                wait = min(delay, patience)
-                log.warning(
-                    "transient_failure", attempt=attempt, wait=wait, error=str(exc)
-                )
-                self.sleep(wait)
-                waited += wait
-                delay = min(delay * 2, self.config.max_backoff)
-                attempt += 1
+    def retry(self, action: Callable[[], T]) -> T:
+        """Run ``action``, waiting out transient failures with this projector's
+        backoff and patience (also for steps around a run, such as migrating)."""
+        return retry_transient(
+            action,
+            backoff=self.config.backoff,
+            max_backoff=self.config.max_backoff,
+            max_wait=self.config.max_wait,
+            sleep=self.sleep,
+            logger=log,
+            event="transient_failure",
+        )

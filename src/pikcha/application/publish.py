@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import structlog
 
 from pikcha.application.load import ENTITY_ORDER
+from pikcha.application.retry import retry_transient
 from pikcha.domain.entities import Entity, parse_record
 from pikcha.domain.errors import InfrastructureError, RecordError
 from pikcha.domain.events import Envelope, make_envelope, stream_of
@@ -62,29 +63,24 @@ class AppendRetry:
 
     def run(self, action: Callable[[], T], sleep: Callable[[float], None]) -> T:
         """The result of ``action``, tried again after each transient failure."""
-        delay = self.backoff
-        waited = 0.0
-        attempt = 1
-        while True:
-            try:
-                return action()
-            except InfrastructureError as exc:
-                if not exc.transient:
-                    raise
-                if waited >= self.max_wait:
-                    raise InfrastructureError(
-                        f"{exc} (publishing retried for {waited:g} s; raise "
-                        "PIKCHA_PUBLISH_MAX_WAIT to wait longer)",
-                        transient=True,
-                    ) from exc
-                wait = min(delay, self.max_wait - waited)
-                logger.warning(
-                    "append_retried", attempt=attempt, wait=wait, error=str(exc)
-                )
-                sleep(wait)
-                waited += wait
-                delay = min(delay * 2, self.max_backoff)
-                attempt += 1
+        return retry_transient(
+            action,
+            backoff=self.backoff,
+            max_backoff=self.max_backoff,
+            max_wait=self.max_wait,
+            sleep=sleep,
+            logger=logger,
+            event="append_retried",
+            give_up=_given_up,
+        )
+
+
+def _given_up(error: InfrastructureError, waited: float) -> InfrastructureError:
+    return InfrastructureError(
+        f"{error} (publishing retried for {waited:g} s; raise "
+        "PIKCHA_PUBLISH_MAX_WAIT to wait longer)",
+        transient=True,
+    )
 
 
 def mark_name(entity: Entity) -> str:
