@@ -34,7 +34,7 @@ from typing import Any
 if __package__ in {None, ""}:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import NOW, in_child, peak_rss_mib
+from benchmarks.common import NOW, in_child, peak_rss_mib, write_figures
 
 AS_OF = datetime(2025, 9, 30, 23, 59, 59, 999_999)
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "features.json"
@@ -314,10 +314,7 @@ def main() -> None:
     figures["load_average_at_end"] = os.getloadavg()
     hashes = {figures[engine]["sha256"] for engine in engines}
     figures["engines_agree"] = len(hashes) == 1
-    options.out.parent.mkdir(parents=True, exist_ok=True)
-    options.out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
-    json.dump(figures, sys.stdout, indent=2)
-    print()
+    write_figures(figures, options.out)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ Run: ``python benchmarks/bench_mongo.py [--purchases N] [--url URL] [--out PATH]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import signal
@@ -35,7 +34,14 @@ from typing import Any
 if __package__ in {None, ""}:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import NOW, free_port, in_child, peak_rss_mib, process_peak_mib
+from benchmarks.common import (
+    NOW,
+    free_port,
+    in_child,
+    peak_rss_mib,
+    process_peak_mib,
+    write_figures,
+)
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "mongo.json"
 
@@ -187,10 +193,7 @@ def main() -> None:
             with secantus(folder) as (url, process):
                 figures |= run(url, options.purchases, options.page, folder)
                 figures["server_peak_rss_mib"] = process_peak_mib(process.pid)
-    options.out.parent.mkdir(parents=True, exist_ok=True)
-    options.out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
-    json.dump(figures, sys.stdout, indent=2)
-    print()
+    write_figures(figures, options.out)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ from benchmarks.common import (
     record_count,
     start_tansu,
     stop_process,
+    write_figures,
 )
 
 BATCH = 5000
@@ -433,10 +434,7 @@ def main() -> None:
             if process is not None:
                 figures["broker_peak_rss_mib"] = process_peak_mib(process.pid)
                 stop_process(process)
-    options.out.parent.mkdir(parents=True, exist_ok=True)
-    options.out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
-    json.dump(figures, sys.stdout, indent=2)
-    print()
+    write_figures(figures, options.out)
 
 
 if __name__ == "__main__":

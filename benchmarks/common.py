@@ -8,6 +8,7 @@ the next.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import resource
 import socket
@@ -144,6 +145,14 @@ def record_count(purchases: int) -> int:
     config = GeneratorConfig(seed=1, now=NOW, purchases=purchases)
 
     return sum(1 for _ in iter_records(config))
+
+
+def write_figures(figures: dict[str, Any], out: Path) -> None:
+    """Write a script's figures as JSON, and show them."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(figures, indent=2)
+    out.write_text(text + "\n", encoding="utf-8")
+    print(text)
 
 
 def machine() -> dict[str, Any]:

@@ -37,7 +37,7 @@ from typing import Any
 if __package__ in {None, ""}:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import machine
+from benchmarks.common import machine, write_figures
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "soak.json"
 STREAMS = ("stores", "products", "customers", "purchases")
@@ -104,6 +104,17 @@ def per_minute(samples: list[dict[str, Any]], key: str) -> list[int]:
             first = sample
 
     return rates
+
+
+def peak_per_minute(samples: list[dict[str, Any]]) -> list[float]:
+    """The projector's highest resident memory in each minute of samples."""
+    peaks: dict[int, float] = {}
+    for sample in samples:
+        if sample["rss_mib"]:
+            minute = int(sample["t"] // 60)
+            peaks[minute] = max(peaks.get(minute, 0.0), sample["rss_mib"])
+
+    return [peaks[minute] for minute in sorted(peaks)]
 
 
 def freshness(settings: Any) -> dict[str, Any] | None:
@@ -173,7 +184,7 @@ def soak(options: argparse.Namespace, home: Path) -> dict[str, Any]:
     settings = Settings(home=home)
     pikcha = str(Path(sys.executable).with_name("pikcha"))
     streaming = start(
-        [pikcha, "stream", "--follow", "--marts-every", "60"],
+        [pikcha, "stream", "--follow"],
         env,
         home / "stream.log",
     )
@@ -238,6 +249,7 @@ def soak(options: argparse.Namespace, home: Path) -> dict[str, Any]:
             "start": warm[0] if warm else None,
             "peak": max(memory, default=None),
             "end": memory[-1] if memory else None,
+            "peak_per_minute": peak_per_minute(samples),
         },
         "exit_codes": {"generate": generator_code, "stream": stream_code},
     }
@@ -272,10 +284,7 @@ def main() -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="pikcha-soak-") as name:
             figures |= soak(options, Path(name))
-    options.out.parent.mkdir(parents=True, exist_ok=True)
-    options.out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
-    json.dump(figures, sys.stdout, indent=2)
-    print()
+    write_figures(figures, options.out)
 
     return 0 if figures["caught_up"] and figures["reconciliation"]["holds"] else 1
 

@@ -163,6 +163,14 @@ def test_live_generation_and_following_projection_stop_cleanly(tmp_path: Path) -
     published = int(produced.split()[1])
     assert published > 400
     assert f"projected {published} events" in consumed
+    builds = [
+        json.loads(line)
+        for line in errors.splitlines()
+        if line.startswith("{") and '"marts_built"' in line
+    ]
+    assert builds, errors
+    # Each rebuild is followed by at least four times its own duration.
+    assert all(b["next_in"] >= max(1.0, 4 * b["seconds"]) - 0.1 for b in builds)
 
 
 def test_generate_with_a_seed_writes_the_same_bytes_twice(tmp_path: Path) -> None:
