@@ -219,6 +219,7 @@ def summarise() -> dict[str, Any]:
     parts = {
         name: _read(name) for name in ("generate", "pipeline", "features", "mongo")
     }
+    soak = _read("soak")
     rows: list[dict[str, Any]] = []
     builders = {
         "generate": generate_rows,
@@ -236,6 +237,8 @@ def summarise() -> dict[str, Any]:
         "figures": rows,
         "scripts": parts,
     }
+    if soak is not None:
+        summary["soak"] = soak
     if parts["pipeline"] is not None:
         summary["machine"] = {
             key: parts["pipeline"][key]
@@ -316,9 +319,46 @@ def markdown(summary: dict[str, Any]) -> str:
                 f"{figures['share_of_slower_ceiling']:.3f} "
                 f"({_mark(figures['share_of_slower_ceiling_met'])}) |"
             )
+    if "soak" in summary:
+        lines += ["", *soak_lines(summary["soak"])]
     lines += ["", *READING, ""]
 
     return "\n".join(lines)
+
+
+def soak_lines(soak: dict[str, Any]) -> list[str]:
+    """The last ``make soak`` run, if there is one: it is not part of make bench."""
+    memory = soak["projector_rss_mib"]
+    fresh = soak.get("freshness") or {}
+    purchases = fresh.get("purchases", {})
+    held = soak["projected_per_second"] or [0]
+    asked = soak["appended_per_second"] or [0]
+    reconciled = soak["reconciliation"]
+
+    return [
+        "## Soak",
+        "",
+        f"The last `make soak` ({soak['minutes']:g} minutes, "
+        f"`pikcha generate --follow --rate {soak['rate_asked']:g}` and "
+        f"`pikcha stream --follow` side by side, {soak['cpu_count']} cores; "
+        "`benchmarks/results/soak.json`):",
+        "",
+        "| Measure | Value |",
+        "|---|--:|",
+        f"| events appended | {soak['appended']:,} |",
+        f"| appended a second, per minute (min – max) | "
+        f"{min(asked):,} – {max(asked):,} |",
+        f"| projected a second, per minute (min – max) | "
+        f"{min(held):,} – {max(held):,} |",
+        f"| largest lag behind the log, events | {soak['lag_events']['max']:,} |",
+        f"| projector memory, MiB: start, peak, end | {memory['start']}, "
+        f"{memory['peak']}, {memory['end']} |",
+        f"| freshness of purchases, p50 / p99 seconds | "
+        f"{purchases.get('p50_seconds', '–')} / {purchases.get('p99_seconds', '–')} |",
+        f"| caught up after the generator stopped, seconds | {soak['drain_seconds']} |",
+        f"| every event in the raw layer once; each entity balanced | "
+        f"{'yes' if reconciled['holds'] else 'no'} |",
+    ]
 
 
 READING = [
