@@ -276,7 +276,8 @@ def markdown(summary: dict[str, Any]) -> str:
     machine = summary.get("machine")
     if machine:
         lines += [
-            f"Run of {summary['written_at']}: {machine['cpu_count']} cores, "
+            f"Gathered {summary['written_at']} from the last runs: "
+            f"{machine['cpu_count']} cores, "
             f"Python {machine['python']}, load average at the start "
             f"{', '.join(str(value) for value in machine['load_average'])}.",
             "",

@@ -427,7 +427,8 @@ MART_SPACING = 10.0
 @click.option(
     "--marts-every",
     type=click.FloatRange(min=0),
-    default=10.0,
+    # The dashboard refreshes every minute: fresher marts would go unseen.
+    default=60.0,
     show_default=True,
     help="With --follow: seconds between mart rebuilds, at least; a rebuild "
     "that takes long spaces the next so that marts take at most a tenth of the time.",
