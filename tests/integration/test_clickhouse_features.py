@@ -167,7 +167,13 @@ def load(
 
 def insert(client: Client, table: str, rows: list[tuple[Any, ...]]) -> None:
     if rows:
-        client.insert(table, rows)
+        # Every column but the write time, which the server fills in.
+        names = client.query(
+            "SELECT name FROM system.columns WHERE database = currentDatabase() "
+            "AND table = {table:String} AND name != 'projected_at' ORDER BY position",
+            parameters={"table": table},
+        ).result_columns[0]
+        client.insert(table, rows, column_names=list(names))
 
 
 def table(rows: Sequence[FeatureRow]) -> dict[str, dict[str, int]]:

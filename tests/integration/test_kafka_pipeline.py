@@ -154,8 +154,9 @@ def caught_up(log: EventLog, group: str, stream: str) -> bool:
 class RecordingLog:
     """An event log whose consumers note every position they poll."""
 
-    def __init__(self, log: EventLog) -> None:
+    def __init__(self, log: EventLog, pause: float = 0.0) -> None:
         self.log = log
+        self.pause = pause
         self.polled: list[Position] = []
 
     def append(self, stream: str, messages: Sequence[OutgoingMessage]) -> int:
@@ -164,11 +165,14 @@ class RecordingLog:
     def consumer(self, group: str, streams: Sequence[str]) -> Consumer:
         inner = self.log.consumer(group, streams)
         polled = self.polled
+        pause = self.pause
 
         class Recording:
             def poll(self, max_messages: int, timeout: float = 0.0) -> list[Message]:
                 batch = inner.poll(max_messages, timeout)
                 polled.extend(positions(batch))
+                if batch:
+                    time.sleep(pause)
                 return batch
 
             def commit(self, messages: Sequence[Message]) -> None:
@@ -251,7 +255,9 @@ def test_a_dropped_member_s_uncommitted_messages_go_to_the_other(
 ) -> None:
     """A member leaving without commit: the survivor re-reads its batch, once."""
     append(log, "products", products[:20_000])
-    survivor = RecordingLog(log)
+    # Paced, so that the survivor is still reading when the other member has
+    # joined: unpaced, it can finish before the group rebalances.
+    survivor = RecordingLog(log, pause=0.25)
     reports: list[ProjectReport] = []
     thread = threading.Thread(
         target=lambda: reports.extend(run_projectors([survivor], warehouse, 1000))

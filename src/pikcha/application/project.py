@@ -16,7 +16,6 @@ import gc
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -148,16 +147,6 @@ def _fewer_collections(threshold: int = 20_000) -> Iterator[None]:
         gc.set_threshold(*before)
 
 
-@dataclass(frozen=True)
-class _Pending:
-    """A batch handed to the writer, waiting to have its position committed."""
-
-    messages: list[Message]
-    projected: int
-    dead: int
-    written: Future[int]
-
-
 class Projector:
     """Reads one consumer group's streams into the warehouse."""
 
@@ -190,37 +179,23 @@ class Projector:
         """
         report = ProjectReport()
         names = list(streams or ENTITY_STREAMS)
-        # One batch is written by a second thread while the next is read and
-        # decoded: the warehouse's own work then overlaps with Python's.
         with (
             _fewer_collections(),
             self.log.consumer(self.config.group, names) as consumer,
-            ThreadPoolExecutor(1, thread_name_prefix="pikcha-writer") as writer,
         ):
-            pending: _Pending | None = None
             last_message = time.monotonic()
             while not self.stop.is_set():
                 messages = consumer.poll(
                     self.config.batch_size, self.config.poll_timeout
                 )
                 if not messages:
-                    self._settle(consumer, pending, report)
-                    pending = None
                     if follow:
                         continue
                     if self._caught_up(names, time.monotonic() - last_message):
                         break
                     continue
-                projected, dead = self._prepare(messages, report)
-                self._settle(consumer, pending, report)
-                pending = _Pending(
-                    messages,
-                    len(projected),
-                    dead,
-                    writer.submit(self._write, projected),
-                )
+                self._batch(consumer, messages, report)
                 last_message = time.monotonic()
-            self._settle(consumer, pending, report)
 
         return report
 
@@ -258,21 +233,18 @@ class Projector:
 
         return projected, len(dead)
 
-    def _write(self, projected: list[ProjectedEvent]) -> int:
-        return self.retry(lambda: self.warehouse.write(projected)) if projected else 0
-
-    def _settle(
-        self, consumer: Consumer, pending: _Pending | None, report: ProjectReport
+    def _batch(
+        self, consumer: Consumer, messages: list[Message], report: ProjectReport
     ) -> None:
-        """Wait for the batch being written, then commit its position."""
-        if pending is None:
-            return
-        new = pending.written.result()
-        self.retry(lambda: consumer.commit(pending.messages))
-        report.read += len(pending.messages)
-        report.projected += pending.projected
+        # Everything polled is written and committed before the next poll: a
+        # rebalance inside that poll then hands over no batch in flight.
+        projected, dead = self._prepare(messages, report)
+        new = self.retry(lambda: self.warehouse.write(projected)) if projected else 0
+        self.retry(lambda: consumer.commit(messages))
+        report.read += len(messages)
+        report.projected += len(projected)
         report.new += new
-        report.dead_lettered += pending.dead
+        report.dead_lettered += dead
         report.batches += 1
         if self.on_batch:
             self.on_batch(report)

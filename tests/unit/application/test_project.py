@@ -71,7 +71,7 @@ def projector(log: InMemoryEventLog, warehouse: InMemoryWarehouse) -> Projector:
 def test_each_batch_is_committed_after_its_write_and_before_the_next(
     log: InMemoryEventLog,
 ) -> None:
-    """While batch k is written, exactly the batches before it are committed."""
+    """When batch k is written, exactly the batches before it are committed."""
     warehouse = WatchedWarehouse(log)
 
     report = projector(log, warehouse).run()
