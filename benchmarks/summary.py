@@ -54,53 +54,37 @@ def _row(
     }
 
 
+# Each step of the event path: its key in pipeline.json, its label, its volume.
+PIPELINE_STAGES = (
+    ("publish", "publish (generate, mask, envelope, append)", "all"),
+    ("project", "project (decode, clean, insert, commit)", "all"),
+    ("end_to_end", "end to end (publisher and projector at once)", "all"),
+    ("baseline", "seed-style baseline (one message at a time)", "sample"),
+)
+# End to end runs two processes; its peak is the larger of theirs.
+PEAK_KEYS = ("peak_rss_mib", "publisher_peak_rss_mib", "projector_peak_rss_mib")
+
+
 def pipeline_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
     cores = data["cpu_count"]
     events = f"{data['events']:,} events"
     sample = f"{data['baseline_sample']:,} events"
     rows = []
     for log, label in (("embedded", "SQLite → chDB"), ("kafka", "Kafka → chDB")):
-        steps = data[log]
-        rows += [
-            _row(
-                "publish (generate, mask, envelope, append)",
-                label,
-                steps["publish"]["events_per_second"],
-                "events/s",
-                events,
-                cores,
-                steps["publish"]["peak_rss_mib"],
-            ),
-            _row(
-                "project (decode, clean, insert, commit)",
-                label,
-                steps["project"]["events_per_second"],
-                "events/s",
-                events,
-                cores,
-                steps["project"]["peak_rss_mib"],
-            ),
-            _row(
-                "end to end (publisher and projector at once)",
-                label,
-                steps["end_to_end"]["events_per_second"],
-                "events/s",
-                events,
-                cores,
-                max(
-                    steps["end_to_end"]["publisher_peak_rss_mib"],
-                    steps["end_to_end"]["projector_peak_rss_mib"],
-                ),
-            ),
-            _row(
-                "seed-style baseline (one message at a time)",
-                label,
-                steps["baseline"]["events_per_second"],
-                "events/s",
-                sample,
-                cores,
-            ),
-        ]
+        for step, stage, volume in PIPELINE_STAGES:
+            figures = data[log][step]
+            peaks = [figures.get(key) for key in PEAK_KEYS if figures.get(key)]
+            rows.append(
+                _row(
+                    stage,
+                    label,
+                    figures["events_per_second"],
+                    "events/s",
+                    sample if volume == "sample" else events,
+                    cores,
+                    max(peaks, default=None),
+                )
+            )
     broker = data["ceiling_broker"]
     warehouse = data["ceiling_warehouse"]
     rows += [
